@@ -1,0 +1,44 @@
+# make run  - set up .venv, create/upgrade the SQLite database, load the banks, serve
+# make test - set up .venv with the test tools and run the whole suite
+PYTHON ?= python3
+VENV ?= .venv
+HOST ?= 127.0.0.1
+PORT ?= 5000
+BIN := $(VENV)/bin
+FLASK := $(BIN)/flask --app quiz
+
+.PHONY: run test lint format check-banks clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed-app: setup.cfg pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: setup.cfg pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.installed-app
+
+run: $(VENV)/.installed-app
+	$(FLASK) db upgrade
+	$(FLASK) banks load
+	$(FLASK) run --host $(HOST) --port $(PORT)
+
+test: $(VENV)/.installed-test
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check quiz tests bench
+	$(BIN)/ruff format --check quiz tests bench
+
+format: $(VENV)/.installed-test
+	$(BIN)/ruff format quiz tests bench
+	$(BIN)/ruff check --fix quiz tests bench
+
+check-banks: $(VENV)/.installed-app
+	$(FLASK) banks check
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .coverage htmlcov

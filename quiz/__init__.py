@@ -1,0 +1,82 @@
+"""Security-awareness quizzes: the application factory."""
+
+from __future__ import annotations
+
+import os
+
+from flask import Flask
+
+from . import config, models, sqlite
+from .extensions import csrf, db, login_manager, migrate
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Create and configure the app: settings, extensions, blueprints, errors, CLI."""
+    app = Flask(
+        __name__,
+        instance_relative_config=True,
+        template_folder=str(config.TEMPLATE_DIR),
+        static_folder=str(config.STATIC_DIR),
+    )
+    configure(app, test_config)
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_commands(app)
+    return app
+
+
+def configure(app: Flask, test_config: dict | None) -> None:
+    app.config.from_mapping(config.defaults(app.instance_path))
+    app.config.from_prefixed_env("QUIZ")
+    if test_config:
+        app.config.from_mapping(test_config)
+    if app.config["ENV"] == "production":
+        problems = config.check_production(app.config)
+        if problems:
+            raise config.ConfigError("Refusing to start: " + "; ".join(problems))
+    elif not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = config.load_secret_key(app.instance_path)
+    url = config.normalise_database_url(app.config["DATABASE_URL"])
+    if url.startswith("sqlite:///"):
+        os.makedirs(app.instance_path, exist_ok=True)
+    app.config["SQLALCHEMY_DATABASE_URI"] = url
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", config.engine_options(url))
+
+
+def register_extensions(app: Flask) -> None:
+    db.init_app(app)
+    migrate.init_app(
+        app,
+        db,
+        directory=str(config.MIGRATIONS_DIR),
+        render_as_batch=True,
+        include_object=models.include_in_migrations,
+    )
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    with app.app_context():
+        if db.engine.dialect.name == "sqlite":
+            sqlite.configure(db.engine)
+    from . import security
+
+    security.init_app(app)
+
+
+def register_blueprints(app: Flask) -> None:
+    from .play import bp as play_bp
+
+    app.register_blueprint(play_bp)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    from . import errors, formatting
+
+    errors.init_app(app)
+    formatting.init_app(app)
+
+
+def register_commands(app: Flask) -> None:
+    from . import cli
+
+    cli.init_app(app)

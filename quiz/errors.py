@@ -1,0 +1,67 @@
+"""Error pages: the app's own page for every error, never a stack trace."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+from flask import Flask, current_app, render_template
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from .extensions import db
+
+MESSAGES = {
+    400: "The request could not be understood.",
+    403: "You do not have permission to open this page.",
+    404: "There is nothing at this address.",
+    405: "This address does not accept that kind of request.",
+    413: "The upload is too large.",
+    429: "Too many requests. Please wait a moment and try again.",
+    500: "Something went wrong on our side. It has been logged; please try again.",
+}
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(CSRFError, _csrf_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected_error)
+
+
+def render_error(code: int, message: str | None = None, title: str | None = None):
+    """The error page for ``code`` with a message meant for the person who saw it."""
+    try:
+        phrase = HTTPStatus(code).phrase
+    except ValueError:
+        phrase = "Error"
+    body = render_template(
+        "errors/error.html",
+        code=code,
+        title=title or phrase,
+        message=message or MESSAGES.get(code, ""),
+    )
+    return body, code
+
+
+def _csrf_error(error: CSRFError):
+    return render_error(
+        400,
+        "The form had expired or did not come from this site. "
+        "Go back, reload the page and try again.",
+        title="Form expired",
+    )
+
+
+def _http_error(error: HTTPException):
+    if error.code is None or error.code < 400:
+        return error
+    body, code = render_error(error.code)
+    headers = {}
+    if error.code == 405 and getattr(error, "valid_methods", None):
+        headers["Allow"] = ", ".join(error.valid_methods)
+    return body, code, headers
+
+
+def _unexpected_error(error: Exception):
+    db.session.rollback()
+    current_app.logger.exception("Unhandled error", exc_info=error)
+    return render_error(500)

@@ -1,0 +1,62 @@
+"""SQLite tuning: WAL, a busy timeout, and write transactions that lock up front.
+
+A deferred SQLite transaction that first reads and then writes can fail at once with
+"database is locked" when another writer got there first; waiting does not help it.
+Requests that change state (POSTs) and CLI writers therefore begin with
+``BEGIN IMMEDIATE``, which waits for the write lock (busy timeout) before reading.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+_write_intent: ContextVar[bool] = ContextVar("quiz_sqlite_write_intent", default=False)
+
+BUSY_TIMEOUT_MS = 15_000
+
+
+def set_write_intent(value: bool) -> None:
+    """Make the next transaction on this thread a write transaction (or not)."""
+    _write_intent.set(value)
+
+
+@contextmanager
+def write_intent() -> Iterator[None]:
+    """Begin transactions inside the block with ``BEGIN IMMEDIATE``."""
+    token = _write_intent.set(True)
+    try:
+        yield
+    finally:
+        _write_intent.reset(token)
+
+
+def configure(engine: Engine) -> None:
+    """Install the pragmas and the transaction-begin hook on a SQLite engine."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        # Let SQLAlchemy's "begin" event emit BEGIN itself, so it can choose the kind.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        if not _is_memory(engine):
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection):
+        connection.exec_driver_sql(
+            "BEGIN IMMEDIATE" if _write_intent.get() else "BEGIN"
+        )
+
+
+def _is_memory(engine: Engine) -> bool:
+    database = engine.url.database
+    return not database or database == ":memory:"
