@@ -1,0 +1,269 @@
+"""Database tables.
+
+A question's text lives in revisions: an attempt records the revision it asked, so
+editing a question never changes a recorded score or a past review.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from flask_login import UserMixin
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .extensions import db
+
+ROLES = ("player", "trainer", "admin")
+QUESTION_TYPES = ("single", "multiple", "true_false")
+DIFFICULTIES = ("easy", "medium", "hard")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(sa.types.TypeDecorator):
+    """A timezone-aware UTC datetime on every database (SQLite stores naive UTC)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; use datetime.now(UTC)")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+class User(UserMixin, db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    display_name: Mapped[str] = mapped_column(sa.String(40))
+    email: Mapped[str | None] = mapped_column(sa.String(254), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(sa.String(255))
+    role: Mapped[str] = mapped_column(sa.String(10), default="player")
+    is_guest: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<User {self.id} {self.display_name!r}>"
+
+
+class Quiz(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    title: Mapped[str] = mapped_column(sa.String(120))
+    theme: Mapped[str] = mapped_column(sa.String(60))
+    description: Mapped[str] = mapped_column(sa.Text)
+    questions_per_attempt: Mapped[int | None]
+    shuffle: Mapped[bool] = mapped_column(default=True)
+    time_limit_minutes: Mapped[int] = mapped_column(default=0)
+    pass_mark: Mapped[int] = mapped_column(default=70)
+    is_published: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow, onupdate=utcnow
+    )
+
+    questions: Mapped[list[Question]] = relationship(
+        back_populates="quiz", order_by="Question.position"
+    )
+
+    def __repr__(self) -> str:
+        return f"<Quiz {self.slug}>"
+
+
+class Question(db.Model):
+    """A stable question; its content is in ``revisions``, the live one is ``revision``."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    quiz_id: Mapped[int] = mapped_column(sa.ForeignKey("quiz.id"), index=True)
+    position: Mapped[int] = mapped_column(default=0)
+    revision: Mapped[int] = mapped_column(default=1)
+    is_archived: Mapped[bool] = mapped_column(default=False)
+
+    quiz: Mapped[Quiz] = relationship(back_populates="questions")
+    revisions: Mapped[list[QuestionRevision]] = relationship(
+        back_populates="question", order_by="QuestionRevision.number"
+    )
+
+    @property
+    def current(self) -> QuestionRevision:
+        return next(r for r in self.revisions if r.number == self.revision)
+
+
+class QuestionRevision(db.Model):
+    __table_args__ = (sa.UniqueConstraint("question_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    question_id: Mapped[int] = mapped_column(sa.ForeignKey("question.id"))
+    number: Mapped[int]
+    type: Mapped[str] = mapped_column(sa.String(12))
+    prompt: Mapped[str] = mapped_column(sa.Text)
+    explanation: Mapped[str] = mapped_column(sa.Text)
+    source: Mapped[str] = mapped_column(sa.Text)
+    difficulty: Mapped[str] = mapped_column(sa.String(6))
+    points: Mapped[int]
+    tags: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
+    fingerprint: Mapped[str] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    question: Mapped[Question] = relationship(back_populates="revisions")
+    choices: Mapped[list[Choice]] = relationship(
+        back_populates="revision", order_by="Choice.position"
+    )
+
+
+class Choice(db.Model):
+    __table_args__ = (sa.UniqueConstraint("revision_id", "position"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    revision_id: Mapped[int] = mapped_column(sa.ForeignKey("question_revision.id"))
+    position: Mapped[int]
+    text: Mapped[str] = mapped_column(sa.Text)
+    is_correct: Mapped[bool] = mapped_column(default=False)
+
+    revision: Mapped[QuestionRevision] = relationship(back_populates="choices")
+
+
+class Attempt(db.Model):
+    __table_args__ = (
+        # At most one open attempt per player and quiz, even when two starts race.
+        sa.Index(
+            "uq_attempt_open",
+            "user_id",
+            "quiz_id",
+            unique=True,
+            sqlite_where=sa.text("finished_at IS NULL"),
+            postgresql_where=sa.text("finished_at IS NULL"),
+        ),
+        sa.Index("ix_attempt_quiz_finished", "quiz_id", "finished_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id"), index=True)
+    quiz_id: Mapped[int] = mapped_column(sa.ForeignKey("quiz.id"))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    deadline: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    score: Mapped[float] = mapped_column(default=0.0)
+    max_score: Mapped[float] = mapped_column(default=0.0)
+    duration_ms: Mapped[int | None]
+    pass_mark: Mapped[int]
+    passed: Mapped[bool | None]
+
+    user: Mapped[User] = relationship()
+    quiz: Mapped[Quiz] = relationship()
+    items: Mapped[list[AttemptItem]] = relationship(
+        back_populates="attempt", order_by="AttemptItem.position"
+    )
+    responses: Mapped[list[Response]] = relationship(back_populates="attempt")
+
+    @property
+    def is_finished(self) -> bool:
+        return self.finished_at is not None
+
+    @property
+    def percentage(self) -> float:
+        return 100.0 * self.score / self.max_score if self.max_score else 0.0
+
+
+class AttemptItem(db.Model):
+    """One question drawn for an attempt: its place, its revision, its choice order."""
+
+    __table_args__ = (sa.UniqueConstraint("attempt_id", "question_id"),)
+
+    attempt_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("attempt.id"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(primary_key=True)
+    question_id: Mapped[int] = mapped_column(sa.ForeignKey("question.id"))
+    revision_id: Mapped[int] = mapped_column(sa.ForeignKey("question_revision.id"))
+    choice_order: Mapped[list[int]] = mapped_column(sa.JSON)
+
+    attempt: Mapped[Attempt] = relationship(back_populates="items")
+    revision: Mapped[QuestionRevision] = relationship()
+
+
+class Response(db.Model):
+    """A player's answer to one question of an attempt; at most one per question."""
+
+    __table_args__ = (sa.UniqueConstraint("attempt_id", "question_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    attempt_id: Mapped[int] = mapped_column(sa.ForeignKey("attempt.id"))
+    position: Mapped[int]
+    question_id: Mapped[int] = mapped_column(sa.ForeignKey("question.id"), index=True)
+    revision_id: Mapped[int] = mapped_column(sa.ForeignKey("question_revision.id"))
+    chosen: Mapped[list[int]] = mapped_column(sa.JSON)
+    points: Mapped[float]
+    is_correct: Mapped[bool]
+    answered_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    seconds: Mapped[float]
+
+    attempt: Mapped[Attempt] = relationship(back_populates="responses")
+
+
+class BestScore(db.Model):
+    """Each player's best finished attempt per quiz: the per-quiz leaderboard."""
+
+    __table_args__ = (
+        sa.Index(
+            "ix_best_score_rank",
+            "quiz_id",
+            sa.text("score DESC"),
+            "duration_ms",
+            "finished_at",
+            "user_id",
+        ),
+    )
+
+    quiz_id: Mapped[int] = mapped_column(sa.ForeignKey("quiz.id"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id"), primary_key=True)
+    attempt_id: Mapped[int] = mapped_column(sa.ForeignKey("attempt.id"))
+    score: Mapped[float]
+    max_score: Mapped[float]
+    duration_ms: Mapped[int]
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship()
+
+
+class PlayerTotal(db.Model):
+    """Each player's best scores summed over quizzes: the overall leaderboard."""
+
+    __table_args__ = (
+        sa.Index(
+            "ix_player_total_rank",
+            sa.text("score DESC"),
+            "duration_ms",
+            "finished_at",
+            "user_id",
+        ),
+    )
+
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id"), primary_key=True)
+    score: Mapped[float] = mapped_column(default=0.0)
+    duration_ms: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    quizzes: Mapped[int] = mapped_column(default=0)
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship()
+
+
+# Autogenerate cannot compare indexes with an expression (``score DESC``); the
+# migrations create these by hand, so comparisons leave them out.
+EXPRESSION_INDEXES = frozenset({"ix_best_score_rank", "ix_player_total_rank"})
+
+
+def include_in_migrations(obj, name, type_, reflected, compare_to) -> bool:
+    """Alembic ``include_object`` hook: skip the hand-made expression indexes."""
+    return not (type_ == "index" and name in EXPRESSION_INDEXES)
