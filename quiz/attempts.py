@@ -1,0 +1,313 @@
+"""The attempt lifecycle: start (draw and shuffle), answer, finish, expire.
+
+Functions add and flush; the caller commits. Every function that changes an attempt
+first locks its row, so two racing submits of the same answer are serialised: the
+second sees the first one's response and returns it instead of writing another.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.orm import selectinload
+
+from . import leaderboard, scoring
+from .extensions import db
+from .models import (
+    Attempt,
+    AttemptItem,
+    Choice,
+    Question,
+    QuestionRevision,
+    Quiz,
+    Response,
+    User,
+    utcnow,
+)
+
+
+class AttemptError(Exception):
+    """Base class: an attempt operation was refused; the message says why."""
+
+
+class AttemptNotFound(AttemptError):
+    """No such attempt for this player (another player's attempt looks the same)."""
+
+
+class AttemptClosed(AttemptError):
+    """The attempt is finished or its time is up; no more answers."""
+
+
+class QuestionNotInAttempt(AttemptError):
+    """The question number is not part of this attempt."""
+
+
+class InvalidAnswer(AttemptError):
+    """The submitted choices do not fit the question."""
+
+
+class QuizUnavailable(AttemptError):
+    """The quiz does not exist, is unpublished, or has no questions."""
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    """One question of an attempt as it was asked, with the answer given (if any)."""
+
+    position: int
+    revision: QuestionRevision
+    choices: list[Choice]
+    response: Response | None
+
+    @property
+    def choice_ids(self) -> list[int]:
+        return [c.id for c in self.choices]
+
+    @property
+    def correct_ids(self) -> set[int]:
+        return {c.id for c in self.choices if c.is_correct}
+
+
+# --- starting ---------------------------------------------------------------------
+
+
+def open_attempt(user: User, quiz: Quiz) -> Attempt | None:
+    """The player's unfinished attempt at this quiz, if any."""
+    return db.session.scalar(
+        sa.select(Attempt).where(
+            Attempt.user_id == user.id,
+            Attempt.quiz_id == quiz.id,
+            Attempt.finished_at.is_(None),
+        )
+    )
+
+
+def start(user: User, quiz: Quiz, *, rng: random.Random | None = None) -> Attempt:
+    """Resume the player's open attempt at a quiz, or start a new one.
+
+    An open attempt whose time is up is finished first, and a new one started.
+    """
+    if not quiz.is_published:
+        raise QuizUnavailable("This quiz is not available.")
+    rng = rng or random.Random()
+    current = open_attempt(user, quiz)
+    now = utcnow()
+    if current is not None:
+        if not is_expired(current, now):
+            return current
+        finish(current, now=now)
+    revisions = _draw(quiz, rng)
+    if not revisions:
+        raise QuizUnavailable("This quiz has no questions yet.")
+    attempt = Attempt(
+        user=user,
+        quiz=quiz,
+        started_at=now,
+        deadline=(
+            now + timedelta(minutes=quiz.time_limit_minutes)
+            if quiz.time_limit_minutes
+            else None
+        ),
+        pass_mark=quiz.pass_mark,
+        max_score=float(sum(r.points for r in revisions)),
+    )
+    for position, revision in enumerate(revisions, start=1):
+        order = [c.id for c in revision.choices]
+        if quiz.shuffle and revision.type != "true_false":
+            rng.shuffle(order)
+        attempt.items.append(
+            AttemptItem(
+                position=position,
+                question_id=revision.question_id,
+                revision_id=revision.id,
+                choice_order=order,
+            )
+        )
+    try:
+        with db.session.begin_nested():
+            db.session.add(attempt)
+    except sa.exc.IntegrityError:
+        # A racing request started one first (one open attempt per player and quiz).
+        return open_attempt(user, quiz)
+    return attempt
+
+
+def _draw(quiz: Quiz, rng: random.Random) -> list[QuestionRevision]:
+    """The current revisions of the questions one attempt asks, in the order asked."""
+    revisions = list(
+        db.session.scalars(
+            sa.select(QuestionRevision)
+            .join(Question, Question.id == QuestionRevision.question_id)
+            .where(
+                Question.quiz_id == quiz.id,
+                Question.is_archived.is_(False),
+                QuestionRevision.number == Question.revision,
+            )
+            .order_by(Question.position)
+            .options(selectinload(QuestionRevision.choices))
+        )
+    )
+    count = min(quiz.questions_per_attempt or len(revisions), len(revisions))
+    if quiz.shuffle:
+        return rng.sample(revisions, count)
+    return revisions[:count]
+
+
+# --- finding and reading ----------------------------------------------------------
+
+
+def get_for_player(attempt_id: int, user: User, *, lock: bool = False) -> Attempt:
+    """The attempt if it belongs to this player; otherwise ``AttemptNotFound``."""
+    query = sa.select(Attempt).where(Attempt.id == attempt_id)
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    attempt = db.session.scalar(query)
+    if attempt is None or attempt.user_id != user.id:
+        raise AttemptNotFound("There is no such attempt for you.")
+    return attempt
+
+
+def is_expired(attempt: Attempt, now: datetime | None = None) -> bool:
+    """Whether the attempt is still open but its deadline has passed."""
+    return (
+        attempt.finished_at is None
+        and attempt.deadline is not None
+        and (now or utcnow()) >= attempt.deadline
+    )
+
+
+def seconds_left(attempt: Attempt, now: datetime | None = None) -> int | None:
+    """Whole seconds until the deadline (0 when past), or None without a time limit."""
+    if attempt.deadline is None:
+        return None
+    left = (attempt.deadline - (now or utcnow())).total_seconds()
+    return max(0, int(left))
+
+
+def responses_by_position(attempt: Attempt) -> dict[int, Response]:
+    return {r.position: r for r in attempt.responses}
+
+
+def next_position(attempt: Attempt) -> int | None:
+    """The first unanswered question's number, or None when all are answered."""
+    answered = {r.position for r in attempt.responses}
+    return next((i.position for i in attempt.items if i.position not in answered), None)
+
+
+def item_at(attempt: Attempt, position: int) -> AttemptItem:
+    for item in attempt.items:
+        if item.position == position:
+            return item
+    raise QuestionNotInAttempt(
+        f"This attempt has no question {position}; it has {len(attempt.items)}."
+    )
+
+
+def review_item(attempt: Attempt, position: int) -> ReviewItem:
+    """One question as it was asked in this attempt, with its response if answered."""
+    item = item_at(attempt, position)
+    by_id = {c.id: c for c in item.revision.choices}
+    return ReviewItem(
+        position=position,
+        revision=item.revision,
+        choices=[by_id[cid] for cid in item.choice_order],
+        response=responses_by_position(attempt).get(position),
+    )
+
+
+def review(attempt: Attempt) -> list[ReviewItem]:
+    """Every question of the attempt, as asked, with the answers given."""
+    db.session.scalars(
+        sa.select(QuestionRevision)
+        .where(QuestionRevision.id.in_([i.revision_id for i in attempt.items]))
+        .options(selectinload(QuestionRevision.choices))
+    ).all()
+    return [review_item(attempt, item.position) for item in attempt.items]
+
+
+# --- answering and finishing --------------------------------------------------------
+
+
+def answer(
+    attempt: Attempt, position: int, chosen: list[int], *, now: datetime | None = None
+) -> Response:
+    """Record and mark an answer; return the recorded response.
+
+    A question already answered returns the response recorded first, unchanged. An
+    answer after the deadline finishes the attempt and raises ``AttemptClosed``.
+    Call with an attempt locked by ``get_for_player(..., lock=True)``.
+    """
+    now = now or utcnow()
+    item = item_at(attempt, position)
+    recorded = responses_by_position(attempt).get(position)
+    if recorded is not None:
+        return recorded
+    if attempt.finished_at is not None:
+        raise AttemptClosed("This attempt is finished; answers can no longer change.")
+    if is_expired(attempt, now):
+        finish(attempt, now=now)
+        raise AttemptClosed(
+            "Time is up: the answer was not recorded. Your attempt was finished "
+            "with the answers given before the deadline."
+        )
+    revision = item.revision
+    chosen_set = set(chosen)
+    if not chosen_set:
+        raise InvalidAnswer("Choose an answer before submitting.")
+    if not chosen_set <= set(item.choice_order):
+        raise InvalidAnswer("That choice is not one of this question's options.")
+    if revision.type != "multiple" and len(chosen_set) != 1:
+        raise InvalidAnswer("Choose exactly one answer.")
+    marked = scoring.mark(
+        revision.type,
+        revision.points,
+        {c.id for c in revision.choices if c.is_correct},
+        chosen_set,
+    )
+    response = Response(
+        attempt=attempt,
+        position=position,
+        question_id=item.question_id,
+        revision_id=revision.id,
+        chosen=sorted(chosen_set),
+        points=marked.points,
+        is_correct=marked.is_correct,
+        answered_at=now,
+        seconds=_seconds_on_question(attempt, now),
+    )
+    db.session.add(response)
+    db.session.flush()
+    if next_position(attempt) is None:
+        finish(attempt, now=now)
+    return response
+
+
+def _seconds_on_question(attempt: Attempt, now: datetime) -> float:
+    """Time since the previous answer (or the start): how long this one took."""
+    times = [r.answered_at for r in attempt.responses if r.answered_at is not None]
+    since = max([attempt.started_at, *times])
+    return round(max(0.0, (now - since).total_seconds()), 3)
+
+
+def finish(attempt: Attempt, *, now: datetime | None = None) -> bool:
+    """Close the attempt, total its score and update the leaderboards.
+
+    Unanswered questions score 0. After the deadline the attempt counts as finished
+    at the deadline. Returns False if it was already finished.
+    """
+    if attempt.finished_at is not None:
+        return False
+    now = now or utcnow()
+    finished_at = min(now, attempt.deadline) if attempt.deadline else now
+    attempt.score = round(sum(r.points for r in attempt.responses), 4)
+    attempt.finished_at = finished_at
+    attempt.duration_ms = int((finished_at - attempt.started_at).total_seconds() * 1000)
+    attempt.passed = scoring.has_passed(
+        attempt.score, attempt.max_score, attempt.pass_mark
+    )
+    db.session.flush()
+    leaderboard.record_finished(attempt)
+    return True

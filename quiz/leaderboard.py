@@ -1,0 +1,319 @@
+"""Leaderboards: standings per quiz and overall, all time or the last 7 days.
+
+A player's entry on a quiz board is their best finished attempt, ordered by:
+
+1. higher score first,
+2. then shorter duration,
+3. then earlier finish,
+4. then lower player id (so the order is total and pages never overlap).
+
+The overall board sums each player's best score per quiz (and the durations of those
+best attempts) and orders the totals the same way, the finish being the moment the
+total last improved.
+
+All-time boards read the ``best_score`` and ``player_total`` tables, which
+``record_finished`` keeps up to date in the transaction that finishes an attempt, so
+the top of a board and a player's rank are index look-ups. Last-7-days boards take
+each player's best among the attempts finished in the window (an index range on
+``attempt(quiz_id, finished_at)``), since a rolling window cannot be kept as a total.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from .extensions import db
+from .models import Attempt, BestScore, PlayerTotal, User, utcnow
+
+PERIODS = ("all", "week")
+# Sums of scores compare exactly at the 4 decimals every stored score is rounded to.
+SCORE_SUM = sa.Numeric(14, 4, asdecimal=False)
+WEEK = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class Entry:
+    rank: int
+    user_id: int
+    display_name: str
+    score: float
+    max_score: float
+    duration_ms: int
+    finished_at: datetime
+    quizzes: int = 1
+
+    @property
+    def percentage(self) -> float:
+        return 100.0 * self.score / self.max_score if self.max_score else 0.0
+
+
+@dataclass(frozen=True)
+class Board:
+    entries: list[Entry]
+    total: int
+    page: int
+    per_page: int
+    me: Entry | None
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(self.total / self.per_page))
+
+    @property
+    def me_on_page(self) -> bool:
+        return self.me is not None and any(
+            e.user_id == self.me.user_id for e in self.entries
+        )
+
+
+# --- bookkeeping when an attempt finishes -------------------------------------------
+
+
+def record_finished(attempt: Attempt) -> bool:
+    """Update the player's best score and overall total; return True for a new best."""
+    best = db.session.scalar(
+        sa.select(BestScore)
+        .where(
+            BestScore.quiz_id == attempt.quiz_id, BestScore.user_id == attempt.user_id
+        )
+        .with_for_update()
+    )
+    if best is not None and _key(best) <= _key(attempt):
+        return False
+    if best is None:
+        best = BestScore(quiz_id=attempt.quiz_id, user_id=attempt.user_id)
+        db.session.add(best)
+    best.attempt_id = attempt.id
+    best.score = attempt.score
+    best.max_score = attempt.max_score
+    best.duration_ms = attempt.duration_ms
+    best.finished_at = attempt.finished_at
+    db.session.flush()
+    refresh_total(attempt.user_id, attempt.finished_at)
+    return True
+
+
+def refresh_total(user_id: int, improved_at: datetime) -> None:
+    """Recompute a player's overall total from their best scores, under a row lock."""
+    _insert_ignore(
+        PlayerTotal,
+        user_id=user_id,
+        score=0.0,
+        duration_ms=0,
+        quizzes=0,
+        finished_at=improved_at,
+    )
+    total = db.session.scalar(
+        sa.select(PlayerTotal).where(PlayerTotal.user_id == user_id).with_for_update()
+    )
+    scores = db.session.execute(
+        sa.select(BestScore.score, BestScore.duration_ms).where(
+            BestScore.user_id == user_id
+        )
+    ).all()
+    total.score = round(sum(s for s, _ in scores), 4)
+    total.duration_ms = sum(d for _, d in scores)
+    total.quizzes = len(scores)
+    total.finished_at = improved_at
+
+
+def _key(row) -> tuple:
+    """Sort key of an attempt or best score: smaller is better."""
+    return (-row.score, row.duration_ms, row.finished_at)
+
+
+def _insert_ignore(model, **values) -> None:
+    """INSERT that does nothing when the primary key exists (SQLite and PostgreSQL)."""
+    name = db.session.get_bind().dialect.name
+    insert = postgresql.insert if name == "postgresql" else sqlite.insert
+    db.session.execute(insert(model).values(**values).on_conflict_do_nothing())
+
+
+# --- reading boards -------------------------------------------------------------------
+
+
+def quiz_board(
+    quiz_id: int,
+    *,
+    period: str = "all",
+    page: int = 1,
+    per_page: int = 20,
+    me_id: int | None = None,
+) -> Board:
+    """One page of a quiz's standings, plus the given player's own entry."""
+    return _board(_quiz_source(quiz_id, period), page, per_page, me_id)
+
+
+def overall_board(
+    *, period: str = "all", page: int = 1, per_page: int = 20, me_id: int | None = None
+) -> Board:
+    """One page of the overall standings, plus the given player's own entry."""
+    return _board(_overall_source(period), page, per_page, me_id)
+
+
+def player_rank(quiz_id: int, user_id: int) -> Entry | None:
+    """A player's all-time entry (with rank) on one quiz, or None if not ranked."""
+    return _my_entry(_quiz_source(quiz_id, "all"), user_id)
+
+
+def best_scores(user_id: int) -> dict[int, BestScore]:
+    """A player's best score per quiz id."""
+    rows = db.session.scalars(sa.select(BestScore).where(BestScore.user_id == user_id))
+    return {row.quiz_id: row for row in rows}
+
+
+def _quiz_source(quiz_id: int, period: str) -> sa.Subquery:
+    if period == "all":
+        return (
+            sa.select(
+                BestScore.user_id,
+                BestScore.score,
+                BestScore.max_score,
+                BestScore.duration_ms,
+                BestScore.finished_at,
+                sa.literal(1).label("quizzes"),
+            )
+            .where(BestScore.quiz_id == quiz_id)
+            .subquery("standings")
+        )
+    best = _week_bests(Attempt.quiz_id == quiz_id)
+    return sa.select(
+        best.c.user_id,
+        best.c.score,
+        best.c.max_score,
+        best.c.duration_ms,
+        best.c.finished_at,
+        sa.literal(1).label("quizzes"),
+    ).subquery("standings")
+
+
+def _overall_source(period: str) -> sa.Subquery:
+    if period == "all":
+        return (
+            sa.select(
+                PlayerTotal.user_id,
+                PlayerTotal.score,
+                sa.literal(0.0).label("max_score"),
+                PlayerTotal.duration_ms,
+                PlayerTotal.finished_at,
+                PlayerTotal.quizzes,
+            )
+            .where(PlayerTotal.quizzes > 0)
+            .subquery("standings")
+        )
+    best = _week_bests(sa.true())
+    return (
+        sa.select(
+            best.c.user_id,
+            sa.cast(sa.func.sum(best.c.score), SCORE_SUM).label("score"),
+            sa.literal(0.0).label("max_score"),
+            sa.func.sum(best.c.duration_ms).label("duration_ms"),
+            sa.func.max(best.c.finished_at).label("finished_at"),
+            sa.func.count().label("quizzes"),
+        )
+        .group_by(best.c.user_id)
+        .subquery("standings")
+    )
+
+
+def _week_bests(condition) -> sa.Subquery:
+    """Each player's best attempt per quiz among those finished in the last 7 days."""
+    since = utcnow() - WEEK
+    ranked = (
+        sa.select(
+            Attempt.user_id,
+            Attempt.quiz_id,
+            Attempt.score,
+            Attempt.max_score,
+            Attempt.duration_ms,
+            Attempt.finished_at,
+            sa.func.row_number()
+            .over(
+                partition_by=(Attempt.user_id, Attempt.quiz_id),
+                order_by=(
+                    Attempt.score.desc(),
+                    Attempt.duration_ms,
+                    Attempt.finished_at,
+                ),
+            )
+            .label("place"),
+        )
+        .where(
+            condition, Attempt.finished_at.is_not(None), Attempt.finished_at >= since
+        )
+        .subquery("ranked")
+    )
+    return sa.select(ranked).where(ranked.c.place == 1).subquery("week_best")
+
+
+def _order(source: sa.Subquery) -> tuple:
+    c = source.c
+    return (c.score.desc(), c.duration_ms, c.finished_at, c.user_id)
+
+
+def _board(source: sa.Subquery, page: int, per_page: int, me_id: int | None) -> Board:
+    total = db.session.scalar(sa.select(sa.func.count()).select_from(source))
+    pages = max(1, math.ceil(total / per_page))
+    page = min(max(1, page), pages)
+    offset = (page - 1) * per_page
+    rows = db.session.execute(
+        sa.select(source, User.display_name)
+        .join(User, User.id == source.c.user_id)
+        .order_by(*_order(source))
+        .limit(per_page)
+        .offset(offset)
+    ).all()
+    entries = [_entry(row, offset + i + 1) for i, row in enumerate(rows)]
+    me = None
+    if me_id is not None:
+        me = next((e for e in entries if e.user_id == me_id), None)
+        me = me or _my_entry(source, me_id)
+    return Board(entries, total, page, per_page, me)
+
+
+def _my_entry(source: sa.Subquery, user_id: int) -> Entry | None:
+    row = db.session.execute(
+        sa.select(source, User.display_name)
+        .join(User, User.id == source.c.user_id)
+        .where(source.c.user_id == user_id)
+    ).first()
+    if row is None:
+        return None
+    c = source.c
+    better = sa.or_(
+        c.score > row.score,
+        sa.and_(c.score == row.score, c.duration_ms < row.duration_ms),
+        sa.and_(
+            c.score == row.score,
+            c.duration_ms == row.duration_ms,
+            c.finished_at < row.finished_at,
+        ),
+        sa.and_(
+            c.score == row.score,
+            c.duration_ms == row.duration_ms,
+            c.finished_at == row.finished_at,
+            c.user_id < row.user_id,
+        ),
+    )
+    ahead = db.session.scalar(
+        sa.select(sa.func.count()).select_from(source).where(better)
+    )
+    return _entry(row, ahead + 1)
+
+
+def _entry(row, rank: int) -> Entry:
+    return Entry(
+        rank=rank,
+        user_id=row.user_id,
+        display_name=row.display_name,
+        score=float(row.score),
+        max_score=float(row.max_score or 0.0),
+        duration_ms=int(row.duration_ms),
+        finished_at=row.finished_at,
+        quizzes=int(row.quizzes),
+    )

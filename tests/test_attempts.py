@@ -1,0 +1,203 @@
+"""The attempt lifecycle: start, resume, answer, double submit, deadline, finish."""
+
+import random
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from quiz import attempts
+from quiz.extensions import db
+from quiz.models import Attempt, BestScore, Response
+from tests.factories import load_bank, make_player, make_quiz
+
+
+def correct_choices(attempt, position):
+    item = attempts.review_item(attempt, position)
+    return [c.id for c in item.choices if c.is_correct]
+
+
+def wrong_choice(attempt, position):
+    item = attempts.review_item(attempt, position)
+    return [next(c.id for c in item.choices if not c.is_correct)]
+
+
+def count(model) -> int:
+    return db.session.scalar(sa.select(sa.func.count()).select_from(model))
+
+
+def test_start_fixes_questions_and_resumes_the_open_attempt(ctx):
+    quiz, player = make_quiz(), make_player()
+    first = attempts.start(player, quiz)
+    again = attempts.start(player, quiz)
+    assert again.id == first.id
+    assert [i.position for i in first.items] == [1, 2, 3]
+    assert first.max_score == 6.0
+
+
+def test_shuffle_draws_a_subset_and_shuffles_choices(ctx):
+    quiz = make_quiz("shuffled", per_attempt=2, shuffle="true")
+    orders = set()
+    for seed in range(12):
+        attempt = attempts.start(make_player(f"p{seed}"), quiz, rng=random.Random(seed))
+        assert len(attempt.items) == 2
+        orders.add(tuple(tuple(i.choice_order) for i in attempt.items))
+        for item in attempt.items:
+            if item.revision.type == "true_false":  # True stays first
+                assert item.choice_order == [c.id for c in item.revision.choices]
+    assert len(orders) > 1
+
+
+def test_no_shuffle_asks_in_file_order(ctx):
+    attempt = attempts.start(make_player(), make_quiz())
+    for item in attempt.items:
+        assert item.choice_order == [c.id for c in item.revision.choices]
+
+
+def test_answers_score_and_the_last_answer_finishes(ctx):
+    quiz, player = make_quiz(), make_player()
+    attempt = attempts.start(player, quiz)
+    assert attempts.answer(attempt, 1, correct_choices(attempt, 1)).points == 1.0
+    assert attempts.answer(attempt, 2, wrong_choice(attempt, 2)).points == 0.0
+    assert attempts.next_position(attempt) == 3
+    assert not attempt.is_finished
+    attempts.answer(attempt, 3, correct_choices(attempt, 3))
+    db.session.commit()
+    assert attempt.is_finished and attempt.score == 3.0 and attempt.passed
+    best = db.session.get(BestScore, (quiz.id, player.id))
+    assert best.attempt_id == attempt.id and best.score == 3.0
+
+
+def test_double_submit_returns_the_recorded_answer_and_writes_nothing(ctx):
+    attempt = attempts.start(make_player(), make_quiz())
+    first = attempts.answer(attempt, 1, wrong_choice(attempt, 1))
+    db.session.commit()
+    again = attempts.answer(attempt, 1, correct_choices(attempt, 1))
+    assert again.id == first.id and again.points == 0.0
+    assert count(Response) == 1
+
+
+def test_unique_constraint_stops_a_second_row_for_the_same_question(ctx):
+    attempt = attempts.start(make_player(), make_quiz())
+    attempts.answer(attempt, 1, wrong_choice(attempt, 1))
+    db.session.commit()
+    item = attempt.items[0]
+    db.session.add(
+        Response(
+            attempt_id=attempt.id,
+            position=1,
+            question_id=item.question_id,
+            revision_id=item.revision_id,
+            chosen=[],
+            points=0,
+            is_correct=False,
+            seconds=0,
+        )
+    )
+    with pytest.raises(sa.exc.IntegrityError):
+        db.session.flush()
+    db.session.rollback()
+
+
+@pytest.mark.parametrize(
+    ("chosen", "message"),
+    [
+        ([], "Choose an answer"),
+        ([999_999], "not one of this question's options"),
+    ],
+)
+def test_invalid_answers_are_refused(ctx, chosen, message):
+    attempt = attempts.start(make_player(), make_quiz())
+    with pytest.raises(attempts.InvalidAnswer, match=message):
+        attempts.answer(attempt, 1, chosen)
+    assert count(Response) == 0
+
+
+def test_single_question_takes_exactly_one_choice(ctx):
+    attempt = attempts.start(make_player(), make_quiz())
+    both = [c for c in attempt.items[0].choice_order[:2]]
+    with pytest.raises(attempts.InvalidAnswer, match="exactly one"):
+        attempts.answer(attempt, 1, both)
+
+
+def test_question_not_in_attempt(ctx):
+    attempt = attempts.start(make_player(), make_quiz())
+    with pytest.raises(attempts.QuestionNotInAttempt):
+        attempts.answer(attempt, 4, [1])
+
+
+def test_another_players_attempt_is_not_found(ctx):
+    quiz = make_quiz()
+    mine = attempts.start(make_player("Me"), quiz)
+    other = make_player("Other")
+    with pytest.raises(attempts.AttemptNotFound):
+        attempts.get_for_player(mine.id, other)
+    with pytest.raises(attempts.AttemptNotFound):
+        attempts.get_for_player(123456, other)
+
+
+def test_finished_attempt_refuses_new_answers(ctx):
+    attempt = attempts.start(make_player(), make_quiz())
+    attempts.answer(attempt, 1, correct_choices(attempt, 1))
+    assert attempts.finish(attempt)
+    assert not attempts.finish(attempt)  # finishing twice changes nothing
+    with pytest.raises(attempts.AttemptClosed):
+        attempts.answer(attempt, 2, correct_choices(attempt, 2))
+    assert attempt.score == 1.0 and attempt.max_score == 6.0 and not attempt.passed
+
+
+def test_deadline_refuses_the_answer_and_finishes_with_what_was_answered(ctx):
+    quiz = make_quiz("timed", minutes=5)
+    attempt = attempts.start(make_player(), quiz)
+    assert attempt.deadline - attempt.started_at == timedelta(minutes=5)
+    attempts.answer(attempt, 1, correct_choices(attempt, 1))
+    late = attempt.deadline + timedelta(seconds=1)
+    with pytest.raises(attempts.AttemptClosed, match="Time is up"):
+        attempts.answer(attempt, 2, correct_choices(attempt, 2), now=late)
+    assert attempt.is_finished
+    assert attempt.finished_at == attempt.deadline
+    assert attempt.duration_ms == 5 * 60 * 1000
+    assert attempt.score == 1.0
+    assert count(Response) == 1
+
+
+def test_starting_again_after_the_deadline_finishes_the_old_attempt(ctx):
+    quiz, player = make_quiz("timed", minutes=1), make_player()
+    old = attempts.start(player, quiz)
+    old.deadline = old.started_at - timedelta(seconds=1)
+    assert attempts.is_expired(old)
+    new = attempts.start(player, quiz)
+    assert new.id != old.id and old.is_finished
+
+
+def test_unpublished_or_empty_quiz_cannot_start(ctx):
+    quiz = make_quiz()
+    quiz.is_published = False
+    with pytest.raises(attempts.QuizUnavailable):
+        attempts.start(make_player(), quiz)
+
+
+def test_only_one_open_attempt_per_player_and_quiz(ctx):
+    quiz, player = make_quiz(), make_player()
+    attempts.start(player, quiz)
+    db.session.commit()
+    db.session.add(Attempt(user_id=player.id, quiz_id=quiz.id, pass_mark=50))
+    with pytest.raises(sa.exc.IntegrityError):
+        db.session.flush()
+    db.session.rollback()
+
+
+def test_review_shows_the_revision_asked_even_after_an_edit(ctx):
+    from tests.factories import bank_yaml
+
+    quiz, player = make_quiz("alpha"), make_player()
+    attempt = attempts.start(player, quiz)
+    attempts.answer(attempt, 1, correct_choices(attempt, 1))
+    attempts.finish(attempt)
+    db.session.commit()
+    load_bank(bank_yaml("alpha").replace('"8080"', '"22"'))
+    db.session.expire_all()
+    review = attempts.review(db.session.get(Attempt, attempt.id))
+    assert [c.text for c in review[0].choices] == ["80", "443", "8080"]
+    assert review[0].response.points == 1.0
+    assert review[1].response is None
