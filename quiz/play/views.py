@@ -1,0 +1,192 @@
+"""Play: the catalogue, guests, attempts question by question, results, leaderboards."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required, login_user
+
+from .. import attempts, catalogue, leaderboard, players
+from ..errors import render_error
+from ..extensions import db
+from ..models import Quiz
+from ..security import safe_next_url
+from . import bp
+from .forms import AnswerForm, FinishForm, GuestForm, StartForm
+
+
+@bp.get("/")
+def index():
+    player = current_user if current_user.is_authenticated else None
+    return render_template("play/catalogue.html", cards=catalogue.cards(player))
+
+
+@bp.route("/guest", methods=["GET", "POST"])
+def guest():
+    form = GuestForm(next=request.args.get("next"))
+    if form.validate_on_submit():
+        player = players.create_guest(form.display_name.data)
+        db.session.commit()
+        login_user(player)
+        flash(f"Welcome, {player.display_name}. Good luck!", "success")
+        return redirect(safe_next_url(form.next.data) or url_for("play.index"))
+    return render_template("play/guest.html", form=form)
+
+
+@bp.get("/quizzes/<slug>")
+def quiz(slug: str):
+    quiz = _published_quiz(slug)
+    player = current_user if current_user.is_authenticated else None
+    return render_template(
+        "play/quiz.html",
+        card=catalogue.card(quiz, player),
+        form=StartForm(),
+        board=leaderboard.quiz_board(quiz.id, per_page=5, me_id=player and player.id),
+    )
+
+
+@bp.post("/quizzes/<slug>/start")
+@login_required
+def start(slug: str):
+    quiz = _published_quiz(slug)
+    try:
+        attempt = attempts.start(current_user, quiz)
+    except attempts.QuizUnavailable as exc:
+        return render_error(409, str(exc), title="Quiz unavailable")
+    db.session.commit()
+    return redirect(url_for("play.attempt", attempt_id=attempt.id))
+
+
+@bp.get("/attempts/<int:attempt_id>")
+@login_required
+def attempt(attempt_id: int):
+    attempt = _player_attempt(attempt_id)
+    position = attempts.next_position(attempt)
+    if attempt.is_finished or position is None:
+        return redirect(url_for("play.results", attempt_id=attempt.id))
+    return redirect(url_for("play.question", attempt_id=attempt.id, position=position))
+
+
+@bp.get("/attempts/<int:attempt_id>/questions/<int:position>")
+@login_required
+def question(attempt_id: int, position: int):
+    attempt = _player_attempt(attempt_id)
+    item = _review_item(attempt, position)
+    return _render_question(attempt, item, AnswerForm(item.choice_ids))
+
+
+@bp.post("/attempts/<int:attempt_id>/questions/<int:position>")
+@login_required
+def answer(attempt_id: int, position: int):
+    attempt = _player_attempt(attempt_id, lock=True)
+    item = _review_item(attempt, position)
+    form = AnswerForm(item.choice_ids)
+    if item.response is None and not form.validate_on_submit():
+        return _render_question(attempt, item, form, status=422)
+    try:
+        attempts.answer(attempt, position, form.choice.data or [])
+    except attempts.AttemptClosed as exc:
+        db.session.commit()
+        flash(str(exc), "warning")
+        return redirect(url_for("play.results", attempt_id=attempt.id))
+    except attempts.InvalidAnswer as exc:
+        form.choice.errors = [str(exc)]
+        return _render_question(attempt, item, form, status=422)
+    db.session.commit()
+    return redirect(url_for("play.question", attempt_id=attempt.id, position=position))
+
+
+@bp.post("/attempts/<int:attempt_id>/finish")
+@login_required
+def finish(attempt_id: int):
+    attempt = _player_attempt(attempt_id, lock=True)
+    attempts.finish(attempt)
+    db.session.commit()
+    return redirect(url_for("play.results", attempt_id=attempt.id))
+
+
+@bp.get("/attempts/<int:attempt_id>/results")
+@login_required
+def results(attempt_id: int):
+    attempt = _player_attempt(attempt_id)
+    if not attempt.is_finished:
+        return redirect(url_for("play.attempt", attempt_id=attempt.id))
+    return render_template(
+        "play/results.html",
+        attempt=attempt,
+        items=attempts.review(attempt),
+        rank=leaderboard.player_rank(attempt.quiz_id, attempt.user_id),
+        form=StartForm(),
+    )
+
+
+@bp.get("/leaderboard")
+def overall_leaderboard():
+    period, page = _board_args()
+    board = leaderboard.overall_board(period=period, page=page, me_id=_me_id())
+    return render_template(
+        "play/leaderboard.html", board=board, period=period, quiz=None
+    )
+
+
+@bp.get("/quizzes/<slug>/leaderboard")
+def quiz_leaderboard(slug: str):
+    quiz = _published_quiz(slug)
+    period, page = _board_args()
+    board = leaderboard.quiz_board(quiz.id, period=period, page=page, me_id=_me_id())
+    return render_template(
+        "play/leaderboard.html", board=board, period=period, quiz=quiz
+    )
+
+
+# --- helpers shared by the views above ------------------------------------------------
+
+
+def _published_quiz(slug: str) -> Quiz:
+    return db.first_or_404(
+        sa.select(Quiz).where(Quiz.slug == slug, Quiz.is_published.is_(True))
+    )
+
+
+def _player_attempt(attempt_id: int, *, lock: bool = False):
+    try:
+        return attempts.get_for_player(attempt_id, current_user, lock=lock)
+    except attempts.AttemptNotFound:
+        abort(404)
+
+
+def _review_item(attempt, position: int) -> attempts.ReviewItem:
+    try:
+        return attempts.review_item(attempt, position)
+    except attempts.QuestionNotInAttempt:
+        abort(404)
+
+
+def _render_question(attempt, item, form, status: int = 200):
+    return (
+        render_template(
+            "play/question.html",
+            attempt=attempt,
+            item=item,
+            form=form,
+            finish_form=FinishForm(),
+            total=len(attempt.items),
+            answered=len(attempt.responses),
+            expired=attempts.is_expired(attempt),
+            seconds_left=attempts.seconds_left(attempt),
+            next_position=attempts.next_position(attempt),
+        ),
+        status,
+    )
+
+
+def _board_args() -> tuple[str, int]:
+    period = request.args.get("period", "all")
+    if period not in leaderboard.PERIODS:
+        period = "all"
+    page = request.args.get("page", 1, type=int)
+    return period, max(1, page or 1)
+
+
+def _me_id() -> int | None:
+    return current_user.id if current_user.is_authenticated else None
