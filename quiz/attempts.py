@@ -66,10 +66,6 @@ class ReviewItem:
     def choice_ids(self) -> list[int]:
         return [c.id for c in self.choices]
 
-    @property
-    def correct_ids(self) -> set[int]:
-        return {c.id for c in self.choices if c.is_correct}
-
 
 # --- starting ---------------------------------------------------------------------
 

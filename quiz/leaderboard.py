@@ -161,12 +161,6 @@ def player_rank(quiz_id: int, user_id: int) -> Entry | None:
     return _my_entry(_quiz_source(quiz_id, "all"), user_id)
 
 
-def best_scores(user_id: int) -> dict[int, BestScore]:
-    """A player's best score per quiz id."""
-    rows = db.session.scalars(sa.select(BestScore).where(BestScore.user_id == user_id))
-    return {row.quiz_id: row for row in rows}
-
-
 def _quiz_source(quiz_id: int, period: str) -> sa.Subquery:
     if period == "all":
         return (

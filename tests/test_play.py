@@ -262,10 +262,10 @@ def test_answer_to_a_finished_attempt_is_refused_with_a_message(client, app, qui
     response = client.post(
         f"/attempts/{attempt_id}/questions/1",
         data={"choice": correct_ids(app, attempt_id, 1)},
-        follow_redirects=True,
     )
-    assert response.status_code == 200
-    assert "This attempt is finished" in response.get_data(as_text=True)
+    assert response.status_code == 409
+    html = response.get_data(as_text=True)
+    assert "This attempt is finished" in html and "See your results" in html
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Response)) == 0
 
@@ -289,10 +289,10 @@ def test_answer_after_the_deadline_is_refused_and_the_attempt_finished(client, a
     response = client.post(
         f"/attempts/{attempt_id}/questions/1",
         data={"choice": correct_ids(app, attempt_id, 1)},
-        follow_redirects=True,
     )
-    html = response.get_data(as_text=True)
-    assert "Time is up: the answer was not recorded" in html
+    assert response.status_code == 409
+    assert "Time is up: the answer was not recorded" in response.get_data(as_text=True)
+    html = client.get(f"/attempts/{attempt_id}/results").get_data(as_text=True)
     assert "0 / 6" in html
     with app.app_context():
         assert db.session.get(Attempt, attempt_id).finished_at is not None

@@ -86,9 +86,10 @@ def answer(attempt_id: int, position: int):
     try:
         attempts.answer(attempt, position, form.choice.data or [])
     except attempts.AttemptClosed as exc:
-        db.session.commit()
-        flash(str(exc), "warning")
-        return redirect(url_for("play.results", attempt_id=attempt.id))
+        db.session.commit()  # keeps the finish that a late answer triggers
+        return render_template(
+            "play/closed.html", attempt=attempt, message=str(exc)
+        ), 409
     except attempts.InvalidAnswer as exc:
         form.choice.errors = [str(exc)]
         return _render_question(attempt, item, form, status=422)
