@@ -7,6 +7,7 @@ second sees the first one's response and returns it instead of writing another.
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -147,9 +148,40 @@ def _draw(quiz: Quiz, rng: random.Random) -> list[QuestionRevision]:
         )
     )
     count = min(quiz.questions_per_attempt or len(revisions), len(revisions))
-    if quiz.shuffle:
-        return rng.sample(revisions, count)
-    return revisions[:count]
+    if not quiz.shuffle:
+        return revisions[:count]
+    quota = fair_quota(revisions, count)
+    drawn = [
+        revision
+        for points, group in _by_points(revisions).items()
+        for revision in rng.sample(group, quota[points])
+    ]
+    rng.shuffle(drawn)
+    return drawn
+
+
+def _by_points(revisions: list[QuestionRevision]) -> dict[int, list[QuestionRevision]]:
+    groups: dict[int, list[QuestionRevision]] = {}
+    for revision in revisions:
+        groups.setdefault(revision.points, []).append(revision)
+    return groups
+
+
+def fair_quota(revisions: list[QuestionRevision], count: int) -> dict[int, int]:
+    """How many questions of each points value an attempt of ``count`` questions draws.
+
+    The same quota for every attempt, so every attempt of a quiz is worth the same
+    maximum score and leaderboard scores compare fairly. Groups get their share of
+    ``count`` in proportion to their size (largest remainder; ties to higher points).
+    """
+    groups = _by_points(revisions)
+    total = len(revisions)
+    shares = {points: count * len(group) / total for points, group in groups.items()}
+    quota = {points: int(share) for points, share in shares.items()}
+    by_remainder = sorted(shares, key=lambda p: (shares[p] - quota[p], p), reverse=True)
+    for points in by_remainder[: count - sum(quota.values())]:
+        quota[points] += 1
+    return quota
 
 
 # --- finding and reading ----------------------------------------------------------
@@ -180,7 +212,7 @@ def seconds_left(attempt: Attempt, now: datetime | None = None) -> int | None:
     if attempt.deadline is None:
         return None
     left = (attempt.deadline - (now or utcnow())).total_seconds()
-    return max(0, int(left))
+    return max(0, math.ceil(left))
 
 
 def responses_by_position(attempt: Attempt) -> dict[int, Response]:

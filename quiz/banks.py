@@ -14,9 +14,11 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import sqlalchemy as sa
 import yaml
+from sqlalchemy.orm import selectinload
 
 from .extensions import db
 from .models import (
@@ -186,7 +188,11 @@ class _YamlRefused(Exception):
 
 
 class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that also refuses anchors and aliases (no billion-laughs bombs)."""
+    """SafeLoader that refuses anchors and aliases (no billion-laughs bombs) and reads
+    only true/false, null and decimal integers as non-text: ``10:30``, ``0x1F``, ``1e3``
+    or a date stay text instead of turning into numbers behind the author's back."""
+
+    yaml_implicit_resolvers: ClassVar[dict] = {}
 
     def compose_node(self, parent, index):
         event = self.peek_event()
@@ -196,6 +202,30 @@ class _StrictLoader(yaml.SafeLoader):
                 event.start_mark.line + 1,
             )
         return super().compose_node(parent, index)
+
+    def construct_decimal(self, node: yaml.ScalarNode) -> int | str:
+        text = node.value
+        if text.lstrip("+-") != text.lstrip("+-").lstrip("0") and text.strip("+-0"):
+            return text  # a leading zero: keep "010" as written
+        if len(text.lstrip("+-")) > 9:
+            raise _YamlRefused("number is too large", node.start_mark.line + 1)
+        return int(text, 10)
+
+
+_StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
+_StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:int", re.compile(r"^[-+]?[0-9]+$"), list("-+0123456789")
+)
+_StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:null",
+    re.compile(r"^(?:~|null|Null|NULL|)$"),
+    ["~", "n", "N", ""],
+)
+_StrictLoader.add_constructor("tag:yaml.org,2002:int", _StrictLoader.construct_decimal)
 
 
 def _to_plain(node: yaml.Node, loader: _StrictLoader, depth: int = 0):
@@ -224,7 +254,9 @@ def _to_plain(node: yaml.Node, loader: _StrictLoader, depth: int = 0):
         result.line, result.lines = line, {}
         return result
     if node.tag not in _SCALAR_TAGS:
-        raise _YamlRefused(f"YAML tag {node.tag} is not allowed", line)
+        raise _YamlRefused(
+            f"YAML tag {node.tag} is not allowed (plain values only)", line
+        )
     return loader.construct_object(node)
 
 
@@ -300,8 +332,13 @@ class _Checker:
             if required:
                 self.problem("is missing", line=line, question=question, field=name)
             return ""
-        if not isinstance(value, str | int | float) or isinstance(value, bool):
-            self.problem("must be text", line=line, question=question, field=name)
+        if not isinstance(value, str | int) or isinstance(value, bool):
+            self.problem(
+                "must be text (put it in quotes)",
+                line=line,
+                question=question,
+                field=name,
+            )
             return ""
         value = str(value).strip()
         if required and not value:
@@ -368,7 +405,9 @@ class _Checker:
         title = self.text(data, "title")
         theme = self.text(data, "theme")
         description = self.text(data, "description")
-        settings = data.get("settings") or _Map()
+        settings = data.get("settings")
+        if settings is None:
+            settings = _Map()
         if not isinstance(settings, _Map):
             self.problem(
                 "must be a mapping", line=data.lines.get("settings"), field="settings"
@@ -490,7 +529,8 @@ class _Checker:
         )
 
     def tags(self, item: _Map, label: str) -> list[str]:
-        tags = item.get("tags") or []
+        tags = item.get("tags")
+        tags = [] if tags is None else tags
         line = item.lines.get("tags", item.line)
         if not isinstance(tags, list) or not all(
             isinstance(t, str) and 0 < len(t) <= 30 for t in tags
@@ -579,6 +619,28 @@ class _Checker:
             complain("a multiple question needs at least one wrong choice")
 
 
+def _located(value):
+    """Plain dicts and lists (from a form) as the located types the checker reads."""
+    if isinstance(value, dict):
+        result = _Map({k: _located(v) for k, v in value.items()})
+        result.line, result.lines = None, {}
+        return result
+    if isinstance(value, list):
+        result = _List(_located(v) for v in value)
+        result.line, result.lines = None, {}
+        return result
+    return value
+
+
+def check_question(raw: dict, source: str = "form") -> QuestionData:
+    """Validate one question given as a plain dict in the bank format (same rules)."""
+    checker = _Checker(source)
+    question = checker.question(_located(raw), 1)
+    if checker.problems:
+        raise BankError(checker.problems)
+    return question
+
+
 def parse_bank(raw: bytes, filename: str) -> BankData:
     """Parse and validate one bank file's bytes; raise ``BankError`` listing every problem."""
     data = read_yaml(raw, filename)
@@ -607,7 +669,8 @@ def parse_files(paths: Iterable[str | Path]) -> list[BankData]:
     banks, problems = [], []
     for path in bank_files(paths):
         try:
-            raw = path.read_bytes()
+            with path.open("rb") as handle:
+                raw = handle.read(MAX_BANK_BYTES + 1)  # enough to tell it is too big
         except OSError as exc:
             problems.append(Problem(str(path), f"cannot read: {exc.strerror}"))
             continue
@@ -619,6 +682,34 @@ def parse_files(paths: Iterable[str | Path]) -> list[BankData]:
     if problems:
         raise BankError(problems)
     return banks
+
+
+def check_ownership(banks: list[BankData]) -> None:
+    """Refuse question ids that belong to a quiz in the database that is not loaded now.
+
+    A question may move between quizzes only when both banks are loaded together, so
+    loading one file never silently takes questions away from another quiz.
+    """
+    loaded = {bank.slug for bank in banks}
+    where = {q.slug: bank for bank in banks for q in bank.questions}
+    rows = db.session.execute(
+        sa.select(Question.slug, Quiz.slug)
+        .join(Quiz, Quiz.id == Question.quiz_id)
+        .where(Question.slug.in_(list(where)))
+    ).all()
+    problems = [
+        Problem(
+            where[question].file,
+            f"question id already used in quiz {owner}; give this question a new id, "
+            f"or load both banks together to move it",
+            question=question,
+            field="id",
+        )
+        for question, owner in rows
+        if owner != where[question].slug and owner not in loaded
+    ]
+    if problems:
+        raise BankError(problems)
 
 
 def cross_check(banks: list[BankData]) -> list[Problem]:
@@ -652,7 +743,12 @@ def cross_check(banks: list[BankData]) -> list[Problem]:
 
 
 def sync_banks(banks: list[BankData]) -> SyncReport:
-    """Create or update quizzes and questions from parsed banks; the caller commits."""
+    """Create or update quizzes and questions from parsed banks; the caller commits.
+
+    Raises ``BankError`` (and writes nothing) if a question id belongs to a quiz that
+    is not among ``banks``.
+    """
+    check_ownership(banks)
     report = SyncReport()
     for bank in banks:
         _sync_bank(bank, report)
@@ -679,52 +775,79 @@ def _sync_bank(bank: BankData, report: SyncReport) -> None:
             setattr(quiz, name, getattr(bank, name))
     db.session.flush()
 
-    slugs = [q.slug for q in bank.questions]
-    existing = {
-        q.slug: q
-        for q in db.session.scalars(
-            sa.select(Question).where(
-                sa.or_(Question.slug.in_(slugs), Question.quiz_id == quiz.id)
-            )
-        )
-    }
+    existing = _existing_questions(bank, quiz.id)
     for key in ("added", "updated", "unchanged", "archived"):
         getattr(report, key)[bank.slug] = []
     for position, data in enumerate(bank.questions):
         question = existing.get(data.slug)
+        change = _classify(question, data, quiz.id, position)
+        getattr(report, change)[bank.slug].append(data.slug)
         if question is None:
             question = Question(
-                slug=data.slug, quiz=quiz, position=position, revision=1
+                slug=data.slug, quiz=quiz, position=position, revision=0
             )
             db.session.add(question)
-            _add_revision(question, data, 1)
-            report.added[bank.slug].append(data.slug)
-            continue
-        changed = question.current.fingerprint != data.fingerprint
-        if changed:
+        if question.revision == 0 or question.current.fingerprint != data.fingerprint:
             question.revision += 1
-            _add_revision(question, data, question.revision)
-        moved = (question.quiz_id, question.position, question.is_archived) != (
-            quiz.id,
-            position,
-            False,
+            add_revision(question, data, question.revision)
+        question.quiz, question.position, question.is_archived = quiz, position, False
+    for slug in _retired(bank, existing, quiz.id):
+        existing[slug].is_archived = True
+        report.archived[bank.slug].append(slug)
+
+
+def plan_sync(bank: BankData) -> SyncReport:
+    """What ``sync_banks([bank])`` would do, without writing anything."""
+    report = SyncReport()
+    quiz = db.session.scalar(sa.select(Quiz).where(Quiz.slug == bank.slug))
+    if quiz is None:
+        report.new_banks.append(bank.slug)
+    quiz_id = quiz.id if quiz is not None else None
+    existing = _existing_questions(bank, quiz_id)
+    for key in ("added", "updated", "unchanged", "archived"):
+        getattr(report, key)[bank.slug] = []
+    for position, data in enumerate(bank.questions):
+        change = _classify(existing.get(data.slug), data, quiz_id, position)
+        getattr(report, change)[bank.slug].append(data.slug)
+    report.archived[bank.slug] = _retired(bank, existing, quiz_id)
+    return report
+
+
+def _existing_questions(bank: BankData, quiz_id: int | None) -> dict[str, Question]:
+    """Questions the bank names, plus every question of its quiz, by slug."""
+    slugs = [q.slug for q in bank.questions]
+    return {
+        q.slug: q
+        for q in db.session.scalars(
+            sa.select(Question)
+            .where(sa.or_(Question.slug.in_(slugs), Question.quiz_id == quiz_id))
+            .options(selectinload(Question.revisions))
         )
-        if moved:
-            question.quiz, question.position, question.is_archived = (
-                quiz,
-                position,
-                False,
-            )
-        bucket = report.updated if changed or moved else report.unchanged
-        bucket[bank.slug].append(data.slug)
-    for question in existing.values():
-        retired = question.quiz_id == quiz.id and question.slug not in slugs
-        if retired and not question.is_archived:
-            question.is_archived = True
-            report.archived[bank.slug].append(question.slug)
+    }
 
 
-def _add_revision(question: Question, data: QuestionData, number: int) -> None:
+def _classify(question: Question | None, data: QuestionData, quiz_id, position) -> str:
+    if question is None:
+        return "added"
+    same = question.current.fingerprint == data.fingerprint and (
+        question.quiz_id,
+        question.position,
+        question.is_archived,
+    ) == (quiz_id, position, False)
+    return "unchanged" if same else "updated"
+
+
+def _retired(bank: BankData, existing: dict[str, Question], quiz_id) -> list[str]:
+    """Live questions of the quiz that the bank no longer lists."""
+    listed = {q.slug for q in bank.questions}
+    return [
+        q.slug
+        for q in existing.values()
+        if q.quiz_id == quiz_id and q.slug not in listed and not q.is_archived
+    ]
+
+
+def add_revision(question: Question, data: QuestionData, number: int) -> None:
     revision = QuestionRevision(
         question=question,
         number=number,
@@ -742,3 +865,51 @@ def _add_revision(question: Question, data: QuestionData, number: int) -> None:
         for i, c in enumerate(data.choices)
     ]
     db.session.add(revision)
+
+
+# --- writing a quiz back out as a bank file -------------------------------------------
+
+
+def dump_bank(quiz: Quiz) -> str:
+    """The quiz and its live questions in the bank file format (loads back unchanged)."""
+    settings = {
+        "questions_per_attempt": quiz.questions_per_attempt,
+        "shuffle": quiz.shuffle,
+        "time_limit_minutes": quiz.time_limit_minutes,
+        "pass_mark": quiz.pass_mark,
+    }
+    document = {
+        "id": quiz.slug,
+        "title": quiz.title,
+        "theme": quiz.theme,
+        "description": quiz.description,
+        "settings": {k: v for k, v in settings.items() if v is not None},
+        "questions": [
+            question_document(q.slug, q.current)
+            for q in quiz.questions
+            if not q.is_archived
+        ],
+    }
+    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=88)
+
+
+def question_document(slug: str, revision: QuestionRevision) -> dict:
+    """One question revision as a plain dict in the bank file format."""
+    item = {"id": slug, "type": revision.type, "difficulty": revision.difficulty}
+    if revision.points != DEFAULT_POINTS[revision.difficulty]:
+        item["points"] = revision.points
+    if revision.tags:
+        item["tags"] = list(revision.tags)
+    item["prompt"] = revision.prompt
+    if revision.type == "true_false":
+        item["answer"] = next(
+            c.is_correct for c in revision.choices if c.text == "True"
+        )
+    else:
+        item["choices"] = [
+            {"text": c.text, "correct": True} if c.is_correct else {"text": c.text}
+            for c in revision.choices
+        ]
+    item["explanation"] = revision.explanation
+    item["source"] = revision.source
+    return item

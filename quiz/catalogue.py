@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from .extensions import db
-from .models import Attempt, BestScore, Question, Quiz, User
+from .models import Attempt, BestScore, Question, Quiz, User, utcnow
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ def cards(player: User | None) -> list[Card]:
     quizzes = db.session.scalars(
         sa.select(Quiz).where(Quiz.is_published.is_(True)).order_by(Quiz.title)
     ).all()
-    return _cards(quizzes, player)
+    return [card for card in _cards(quizzes, player) if card.question_count]
 
 
 def card(quiz: Quiz, player: User | None) -> Card:
@@ -61,6 +61,7 @@ def _cards(quizzes: list[Quiz], player: User | None) -> list[Card]:
                     Attempt.user_id == player.id,
                     Attempt.quiz_id.in_(ids),
                     Attempt.finished_at.is_(None),
+                    sa.or_(Attempt.deadline.is_(None), Attempt.deadline > utcnow()),
                 )
             ).all()
         )

@@ -19,20 +19,34 @@ class ConfigError(RuntimeError):
     """A setting is missing or unsafe; the message names the setting."""
 
 
-def defaults(instance_path: str) -> dict:
-    """Settings for local use: SQLite in the instance folder, debug off."""
+def defaults(instance_path: str, env: str = "development") -> dict:
+    """Settings for local use (SQLite in the instance folder, debug off); production
+    also marks cookies Secure."""
+    production = env == "production"
     return {
-        "ENV": "development",
+        "ENV": env,
         "DATABASE_URL": f"sqlite:///{Path(instance_path) / 'quiz.sqlite'}",
         "SECRET_KEY": None,
         "MAX_CONTENT_LENGTH": 1024 * 1024,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
-        "SESSION_COOKIE_SECURE": False,
+        "SESSION_COOKIE_SECURE": production,
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_SECURE": production,
         "WTF_CSRF_TIME_LIMIT": None,
         "LEADERBOARD_PAGE_SIZE": 20,
+        "REMEMBER_COOKIE_DURATION": 14 * 24 * 3600,
+        # Flask-Limiter: per-process memory by default; a redis:// URI shares the
+        # counts between app servers.
+        "RATELIMIT_STORAGE_URI": "memory://",
+        "RATELIMIT_HEADERS_ENABLED": False,
+        "RATELIMIT_SIGNIN_ACCOUNT": "5 per 15 minutes",
+        "RATELIMIT_SIGNIN_ADDRESS": "20 per 15 minutes",
+        "RATELIMIT_GUESTS": "30 per hour",
+        "PERMANENT_SESSION_LIFETIME": 90 * 24 * 3600,
+        # How many proxies in front of the app set X-Forwarded-For (0: none).
+        "PROXY_HOPS": 0,
     }
 
 
@@ -60,6 +74,13 @@ def check_production(config: dict) -> list[str]:
         )
     if config.get("DEBUG"):
         problems.append("QUIZ_DEBUG must be off in production")
+    if not config.get("SESSION_COOKIE_SECURE") or not config.get(
+        "REMEMBER_COOKIE_SECURE"
+    ):
+        problems.append(
+            "QUIZ_SESSION_COOKIE_SECURE and QUIZ_REMEMBER_COOKIE_SECURE must be on "
+            "(serve production over HTTPS)"
+        )
     return problems
 
 

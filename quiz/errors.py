@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
+import time
 from http import HTTPStatus
 
 from flask import Flask, current_app, render_template
+from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, InternalServerError
 
-from .extensions import db
+from .extensions import db, limiter
 
 MESSAGES = {
     400: "The request could not be understood.",
@@ -23,8 +26,10 @@ MESSAGES = {
 
 def init_app(app: Flask) -> None:
     app.register_error_handler(CSRFError, _csrf_error)
+    app.register_error_handler(RateLimitExceeded, _rate_limited)
     app.register_error_handler(HTTPException, _http_error)
-    app.register_error_handler(Exception, _unexpected_error)
+    # Unhandled exceptions reach this as a 500 (and propagate in tests and debug).
+    app.register_error_handler(InternalServerError, _server_error)
 
 
 def render_error(code: int, message: str | None = None, title: str | None = None):
@@ -51,7 +56,26 @@ def _csrf_error(error: CSRFError):
     )
 
 
+def _rate_limited(error: RateLimitExceeded):
+    limit = limiter.current_limit
+    wait = max(1, math.ceil(limit.reset_at - time.time())) if limit else 60
+    minutes = math.ceil(wait / 60)
+    when = (
+        f"{minutes} minute{'s' if minutes != 1 else ''}"
+        if wait > 60
+        else f"{wait} seconds"
+    )
+    body, code = render_error(
+        429,
+        f"Too many attempts. For your account's safety, wait {when} and try again.",
+        title="Please wait",
+    )
+    return body, code, {"Retry-After": str(wait)}
+
+
 def _http_error(error: HTTPException):
+    if error.code == 500:
+        return _server_error(error)
     if error.code is None or error.code < 400:
         return error
     body, code = render_error(error.code)
@@ -61,7 +85,8 @@ def _http_error(error: HTTPException):
     return body, code, headers
 
 
-def _unexpected_error(error: Exception):
+def _server_error(error: InternalServerError):
     db.session.rollback()
-    current_app.logger.exception("Unhandled error", exc_info=error)
+    original = getattr(error, "original_exception", None) or error
+    current_app.logger.error("Unhandled error", exc_info=original)
     return render_error(500)

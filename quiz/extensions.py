@@ -1,5 +1,7 @@
 """Extension objects, created unbound and initialised in ``create_app``."""
 
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -24,3 +26,5 @@ db = SQLAlchemy(model_class=Base)
 login_manager = LoginManager()
 csrf = CSRFProtect()
 migrate = Migrate()
+# No default limits: specific routes (sign-in) say what they limit and by which key.
+limiter = Limiter(key_func=get_remote_address)

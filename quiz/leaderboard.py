@@ -25,13 +25,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 
+from . import scoring
 from .extensions import db
 from .models import Attempt, BestScore, PlayerTotal, User, utcnow
 
 PERIODS = ("all", "week")
-# Sums of scores compare exactly at the 4 decimals every stored score is rounded to.
+# Sums of scores are rounded to the 4 decimals every stored score has, so that equal
+# totals compare equal (SQLite's CAST alone does not round).
 SCORE_SUM = sa.Numeric(14, 4, asdecimal=False)
 WEEK = timedelta(days=7)
 
@@ -49,7 +52,7 @@ class Entry:
 
     @property
     def percentage(self) -> float:
-        return 100.0 * self.score / self.max_score if self.max_score else 0.0
+        return scoring.percentage(self.score, self.max_score)
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,13 @@ def record_finished(attempt: Attempt) -> bool:
     )
     if best is not None and _key(best) <= _key(attempt):
         return False
+    _store_best(best, attempt)
+    refresh_total(attempt.user_id, attempt.finished_at)
+    return True
+
+
+def _store_best(best: BestScore | None, attempt: Attempt) -> None:
+    """Make ``attempt`` the player's best on its quiz (creating the row if needed)."""
     if best is None:
         best = BestScore(quiz_id=attempt.quiz_id, user_id=attempt.user_id)
         db.session.add(best)
@@ -94,8 +104,6 @@ def record_finished(attempt: Attempt) -> bool:
     best.duration_ms = attempt.duration_ms
     best.finished_at = attempt.finished_at
     db.session.flush()
-    refresh_total(attempt.user_id, attempt.finished_at)
-    return True
 
 
 def refresh_total(user_id: int, improved_at: datetime) -> None:
@@ -130,7 +138,7 @@ def _key(row) -> tuple:
 def _insert_ignore(model, **values) -> None:
     """INSERT that does nothing when the primary key exists (SQLite and PostgreSQL)."""
     name = db.session.get_bind().dialect.name
-    insert = postgresql.insert if name == "postgresql" else sqlite.insert
+    insert = postgresql.insert if name == "postgresql" else sqlite_dialect.insert
     db.session.execute(insert(model).values(**values).on_conflict_do_nothing())
 
 
@@ -204,7 +212,10 @@ def _overall_source(period: str) -> sa.Subquery:
     return (
         sa.select(
             best.c.user_id,
-            sa.cast(sa.func.sum(best.c.score), SCORE_SUM).label("score"),
+            sa.type_coerce(
+                sa.func.round(sa.cast(sa.func.sum(best.c.score), SCORE_SUM), 4),
+                sa.Float,
+            ).label("score"),
             sa.literal(0.0).label("max_score"),
             sa.func.sum(best.c.duration_ms).label("duration_ms"),
             sa.func.max(best.c.finished_at).label("finished_at"),
@@ -311,3 +322,23 @@ def _entry(row, rank: int) -> Entry:
         finished_at=row.finished_at,
         quizzes=int(row.quizzes),
     )
+
+
+def rebuild_best(quiz_id: int, user_id: int) -> None:
+    """Recompute a player's best score on a quiz from their finished attempts."""
+    best_attempt = db.session.scalar(
+        sa.select(Attempt)
+        .where(
+            Attempt.quiz_id == quiz_id,
+            Attempt.user_id == user_id,
+            Attempt.finished_at.is_not(None),
+        )
+        .order_by(Attempt.score.desc(), Attempt.duration_ms, Attempt.finished_at)
+        .limit(1)
+    )
+    best = db.session.get(BestScore, (quiz_id, user_id))
+    if best_attempt is None:
+        if best is not None:
+            db.session.delete(best)
+        return
+    _store_best(best, best_attempt)

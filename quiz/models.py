@@ -6,17 +6,24 @@ editing a question never changes a recorded score or a past review.
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from flask_login import UserMixin
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from . import scoring
 from .extensions import db
 
 ROLES = ("player", "trainer", "admin")
 QUESTION_TYPES = ("single", "multiple", "true_false")
 DIFFICULTIES = ("easy", "medium", "hard")
+
+
+# 64-bit on PostgreSQL; SQLite's INTEGER is 64-bit already (and these columns were
+# created as INTEGER there).
+BIG_INTEGER = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def utcnow() -> datetime:
@@ -38,22 +45,46 @@ class UTCDateTime(sa.types.TypeDecorator):
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value, dialect):
-        if value is not None and value.tzinfo is None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
-        return value
+        return value.astimezone(UTC)
+
+
+def new_session_token() -> str:
+    return secrets.token_hex(16)
 
 
 class User(UserMixin, db.Model):
+    """A player: a guest (display name only) or an account (email and password)."""
+
     id: Mapped[int] = mapped_column(primary_key=True)
     display_name: Mapped[str] = mapped_column(sa.String(40))
     email: Mapped[str | None] = mapped_column(sa.String(254), unique=True)
     password_hash: Mapped[str | None] = mapped_column(sa.String(255))
     role: Mapped[str] = mapped_column(sa.String(10), default="player")
     is_guest: Mapped[bool] = mapped_column(default=False)
+    is_disabled: Mapped[bool] = mapped_column(default=False)
+    # Part of the id kept in session and remember-me cookies: changing it signs the
+    # user out everywhere (sign-out, password change, disabling).
+    session_token: Mapped[str] = mapped_column(sa.String(32), default=new_session_token)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     def __repr__(self) -> str:
         return f"<User {self.id} {self.display_name!r}>"
+
+    def get_id(self) -> str:
+        return f"{self.id}:{self.session_token}"
+
+    @property
+    def is_active(self) -> bool:
+        return not self.is_disabled
+
+    def has_role(self, role: str) -> bool:
+        """Whether the user holds ``role`` or a higher one (player < trainer < admin)."""
+        return not self.is_guest and ROLES.index(self.role) >= ROLES.index(role)
 
 
 class Quiz(db.Model):
@@ -67,6 +98,7 @@ class Quiz(db.Model):
     time_limit_minutes: Mapped[int] = mapped_column(default=0)
     pass_mark: Mapped[int] = mapped_column(default=70)
     is_published: Mapped[bool] = mapped_column(default=True)
+    is_archived: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime, default=utcnow, onupdate=utcnow
@@ -156,7 +188,7 @@ class Attempt(db.Model):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     score: Mapped[float] = mapped_column(default=0.0)
     max_score: Mapped[float] = mapped_column(default=0.0)
-    duration_ms: Mapped[int | None]
+    duration_ms: Mapped[int | None] = mapped_column(BIG_INTEGER)
     pass_mark: Mapped[int]
     passed: Mapped[bool | None]
 
@@ -173,7 +205,7 @@ class Attempt(db.Model):
 
     @property
     def percentage(self) -> float:
-        return 100.0 * self.score / self.max_score if self.max_score else 0.0
+        return scoring.percentage(self.score, self.max_score)
 
 
 class AttemptItem(db.Model):
@@ -231,7 +263,7 @@ class BestScore(db.Model):
     attempt_id: Mapped[int] = mapped_column(sa.ForeignKey("attempt.id"))
     score: Mapped[float]
     max_score: Mapped[float]
-    duration_ms: Mapped[int]
+    duration_ms: Mapped[int] = mapped_column(BIG_INTEGER)
     finished_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     user: Mapped[User] = relationship()
@@ -257,6 +289,33 @@ class PlayerTotal(db.Model):
     finished_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     user: Mapped[User] = relationship()
+
+
+class AuditEvent(db.Model):
+    """Who changed what in admin, and when."""
+
+    __table_args__ = (sa.Index("ix_audit_event_created", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user.id"), index=True)
+    action: Mapped[str] = mapped_column(sa.String(40), index=True)
+    target_type: Mapped[str] = mapped_column(sa.String(20))
+    target_id: Mapped[str] = mapped_column(sa.String(64))
+    summary: Mapped[str] = mapped_column(sa.String(300))
+    details: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+
+    actor: Mapped[User | None] = relationship()
+
+
+class BankUpload(db.Model):
+    """An uploaded bank file waiting for an admin to confirm the import."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id"))
+    filename: Mapped[str] = mapped_column(sa.String(255))
+    content: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 # Autogenerate cannot compare indexes with an expression (``score DESC``); the

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hmac
 from urllib.parse import urlsplit
 
-from flask import Flask, request
+from flask import Flask, abort, flash, redirect, request, url_for
+from flask_login import current_user
 
-from . import sqlite
 from .extensions import db, login_manager
 from .models import User
 
@@ -31,24 +32,58 @@ SECURITY_HEADERS = {
 
 
 def init_app(app: Flask) -> None:
-    login_manager.login_view = "play.guest"
-    login_manager.login_message = "Choose a display name to play."
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Sign in, or play as a guest, to continue."
     login_manager.login_message_category = "info"
     login_manager.session_protection = "basic"
-    app.before_request(_declare_write_intent)
     app.after_request(_set_security_headers)
 
 
 @login_manager.user_loader
-def load_user(user_id: str) -> User | None:
-    if not user_id.isdigit():
+def load_user(session_id: str) -> User | None:
+    """The user for a session or remember-me id ``"<user id>:<session token>"``.
+
+    A token that no longer matches (signed out everywhere, password changed, account
+    disabled) loads nobody, so old cookies stop working.
+    """
+    user_id, _, token = session_id.partition(":")
+    if not user_id.isdigit() or not token:
         return None
-    return db.session.get(User, int(user_id))
+    user = db.session.get(User, int(user_id))
+    if user is None or user.is_disabled:
+        return None
+    if not hmac.compare_digest(user.session_token.encode(), token.encode()):
+        return None
+    return user
 
 
-def _declare_write_intent() -> None:
-    # State changes are POSTs: begin their transaction holding SQLite's write lock.
-    sqlite.set_write_intent(request.method not in ("GET", "HEAD", "OPTIONS"))
+@login_manager.unauthorized_handler
+def _sign_in_first():
+    """Send visitors to sign in, then back to a page they can GET.
+
+    A refused POST (starting a quiz, say) returns to the page the form was on.
+    """
+    flash(login_manager.login_message, "info")
+    if request.method == "GET":
+        target = request.full_path.rstrip("?")
+    else:
+        referrer = urlsplit(request.referrer or "")
+        same_site = referrer.netloc == request.host
+        target = referrer.path if same_site else None
+    return redirect(url_for(login_manager.login_view, next=safe_next_url(target)))
+
+
+def require_role(role: str):
+    """A ``before_request`` guard: sign-in for visitors and guests, 403 below ``role``."""
+
+    def guard():
+        if not current_user.is_authenticated or current_user.is_guest:
+            return login_manager.unauthorized()
+        if not current_user.has_role(role):
+            abort(403)
+        return None
+
+    return guard
 
 
 def _set_security_headers(response):

@@ -2,8 +2,9 @@
 
 A deferred SQLite transaction that first reads and then writes can fail at once with
 "database is locked" when another writer got there first; waiting does not help it.
-Requests that change state (POSTs) and CLI writers therefore begin with
-``BEGIN IMMEDIATE``, which waits for the write lock (busy timeout) before reading.
+Requests that change state (anything but GET, HEAD, OPTIONS) and CLI writers inside
+``write_intent()`` therefore begin with ``BEGIN IMMEDIATE``, which waits for the
+write lock (busy timeout) before reading.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
+from flask import has_request_context, request
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
@@ -20,9 +22,13 @@ _write_intent: ContextVar[bool] = ContextVar("quiz_sqlite_write_intent", default
 BUSY_TIMEOUT_MS = 15_000
 
 
-def set_write_intent(value: bool) -> None:
-    """Make the next transaction on this thread a write transaction (or not)."""
-    _write_intent.set(value)
+READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _wants_write_lock() -> bool:
+    if _write_intent.get():
+        return True
+    return has_request_context() and request.method not in READ_ONLY_METHODS
 
 
 @contextmanager
@@ -53,7 +59,7 @@ def configure(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection):
         connection.exec_driver_sql(
-            "BEGIN IMMEDIATE" if _write_intent.get() else "BEGIN"
+            "BEGIN IMMEDIATE" if _wants_write_lock() else "BEGIN"
         )
 
 

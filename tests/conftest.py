@@ -10,8 +10,9 @@ import os
 
 import pytest
 import sqlalchemy as sa
+from argon2 import PasswordHasher, Type
 
-from quiz import create_app
+from quiz import create_app, passwords
 from quiz.extensions import db
 
 POSTGRES_URL = os.environ.get("QUIZ_TEST_DATABASE_URL", "")
@@ -24,6 +25,19 @@ requires_postgres = pytest.mark.skipif(
 
 def _database_url(tmp_path) -> str:
     return POSTGRES_URL or f"sqlite:///{tmp_path / 'test.sqlite'}"
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(monkeypatch):
+    """argon2id with tiny costs: the suite hashes hundreds of passwords."""
+    monkeypatch.setattr(
+        passwords,
+        "_hasher",
+        PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1, type=Type.ID),
+    )
+    passwords._dummy_hash.cache_clear()
+    yield
+    passwords._dummy_hash.cache_clear()
 
 
 @pytest.fixture
@@ -75,3 +89,26 @@ def ctx(app):
     """An application context, for tests that call domain functions directly."""
     with app.app_context():
         yield
+
+
+class AuthActions:
+    """Sign in and out through the real forms, as a person would."""
+
+    def __init__(self, client):
+        self._client = client
+
+    def login(self, email="admin@example.org", password=None, **extra):
+        from tests.factories import PASSWORD
+
+        return self._client.post(
+            "/auth/login",
+            data={"email": email, "password": password or PASSWORD, **extra},
+        )
+
+    def logout(self):
+        return self._client.post("/auth/logout")
+
+
+@pytest.fixture
+def auth(client):
+    return AuthActions(client)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import textwrap
 
-from quiz import banks, players
+from quiz import accounts, banks, players
 from quiz.extensions import db
 from quiz.models import Quiz, User
 
@@ -67,6 +67,17 @@ def load_bank(text: str, filename: str = "bank.yaml") -> Quiz:
 
 def make_quiz(slug="test-bank", **options) -> Quiz:
     return load_bank(bank_yaml(slug, **options))
+
+
+PASSWORD = "correct horse battery staple"
+
+
+def make_account(
+    email="admin@example.org", role="admin", name=None, password=PASSWORD
+) -> User:
+    user = accounts.create_account(name or email.split("@")[0], email, password, role)
+    db.session.commit()
+    return user
 
 
 def make_player(name="Alice") -> User:

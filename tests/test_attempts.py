@@ -201,3 +201,69 @@ def test_review_shows_the_revision_asked_even_after_an_edit(ctx):
     assert [c.text for c in review[0].choices] == ["80", "443", "8080"]
     assert review[0].response.points == 1.0
     assert review[1].response is None
+
+
+def test_fair_quota_gives_every_attempt_the_same_maximum(ctx):
+    from types import SimpleNamespace
+
+    revisions = [SimpleNamespace(points=p) for p in [1] * 4 + [2] * 9 + [3] * 4]
+    quota = attempts.fair_quota(revisions, 10)
+    # Shares 2.35, 5.29 and 2.35: the spare question goes to the larger remainder,
+    # and between equal remainders to the higher points value.
+    assert quota == {1: 2, 2: 5, 3: 3}
+    assert attempts.fair_quota(revisions, 17) == {1: 4, 2: 9, 3: 4}
+
+
+def test_shuffled_attempts_of_a_quiz_are_worth_the_same(ctx):
+    from quiz import banks
+    from quiz.config import QUESTIONS_DIR
+
+    banks.sync_banks(banks.parse_files([QUESTIONS_DIR]))
+    db.session.commit()
+    from quiz.models import Quiz
+
+    for quiz in db.session.scalars(sa.select(Quiz)):
+        maxima = {
+            attempts.start(
+                make_player(f"{quiz.slug[:20]}-{seed}"), quiz, rng=random.Random(seed)
+            ).max_score
+            for seed in range(8)
+        }
+        assert len(maxima) == 1, (quiz.slug, maxima)
+
+
+def test_answers_are_scored_against_the_revision_asked(ctx):
+    from tests.factories import bank_yaml
+
+    quiz = make_quiz("alpha")
+    attempt = attempts.start(make_player(), quiz)
+    asked = correct_choices(attempt, 1)
+    # The question changes (443 is no longer marked right) while the attempt is open.
+    load_bank(
+        bank_yaml("alpha").replace(
+            '      - text: "443"\n        correct: true\n      - text: "8080"',
+            '      - text: "443"\n      - text: "8080"\n        correct: true',
+        )
+    )
+    assert attempts.answer(attempt, 1, asked).points == 1.0
+
+
+def test_a_long_untimed_attempt_can_still_finish(ctx):
+    attempt = attempts.start(make_player(), make_quiz())
+    attempt.started_at -= timedelta(days=40)
+    db.session.commit()
+    assert attempts.finish(attempt)
+    db.session.commit()
+    assert attempt.duration_ms > 2**31
+    assert (
+        db.session.get(BestScore, (attempt.quiz_id, attempt.user_id)).duration_ms
+        > 2**31
+    )
+
+
+def test_empty_quiz_cannot_start(ctx):
+    quiz = make_quiz()
+    for question in quiz.questions:
+        question.is_archived = True
+    with pytest.raises(attempts.QuizUnavailable, match="no questions"):
+        attempts.start(make_player(), quiz)

@@ -245,3 +245,119 @@ def test_settings_change_updates_the_quiz(ctx):
     load_bank(bank_yaml("alpha", minutes=5))
     quiz = db.session.scalar(sa.select(Quiz).where(Quiz.slug == "alpha"))
     assert quiz.time_limit_minutes == 5
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ('      - text: "80"', "      - text: 10:30"),
+        ('      - text: "80"', "      - text: 0x1F"),
+        ('      - text: "80"', "      - text: 2012-10-08"),
+    ],
+)
+def test_yaml_values_that_look_like_numbers_stay_text(line, expected):
+    bank = parse(replace(line, expected))
+    text = expected.split(": ", 1)[1]
+    assert bank.questions[0].choices[0].text == text
+
+
+def test_leading_zeros_are_kept_in_text():
+    bank = parse(replace('      - text: "80"', "      - text: 010"))
+    assert bank.questions[0].choices[0].text == "010"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            "settings:\n",
+            "settings: []\nx_settings:\n",
+            "field 'settings'): must be a mapping",
+        ),
+        (
+            "    difficulty: easy",
+            "    difficulty: easy\n    tags: ''",
+            "field 'tags'): must be a list",
+        ),
+        (
+            "    difficulty: easy",
+            "    difficulty: easy\n    points: 1.5",
+            "must be a whole number",
+        ),
+        (
+            "    difficulty: easy",
+            "    difficulty: easy\n    points: " + "9" * 40,
+            "too large",
+        ),
+        (
+            "  shuffle: false",
+            "  shuffle: yes",
+            "field 'settings.shuffle'): must be true or false",
+        ),
+        ('      - text: "80"', "      - text: true", "must be text (put it in quotes)"),
+    ],
+)
+def test_wrong_types_are_refused(old, new, expected):
+    problems = problems_of(replace(old, new))
+    assert any(expected in p for p in problems), problems
+
+
+def test_loading_one_bank_cannot_take_another_quizs_question(ctx):
+    load_bank(bank_yaml("alpha"))
+    thief = bank_yaml("beta").replace("beta-single", "alpha-single")
+    with pytest.raises(banks.BankError) as info:
+        banks.sync_banks([parse(thief)])
+    assert "question id already used in quiz alpha" in str(info.value)
+    db.session.rollback()
+    question = db.session.scalar(
+        sa.select(Question).where(Question.slug == "alpha-single")
+    )
+    assert question.quiz.slug == "alpha"
+
+
+def test_a_question_moves_when_both_banks_load_together(ctx):
+    load_bank(bank_yaml("alpha"))
+    alpha = bank_yaml("alpha")
+    alpha_without_single = (
+        alpha[: alpha.index("  - id: alpha-single")]
+        + alpha[alpha.index("  - id: alpha-multiple") :]
+    )
+    alpha_without_single = alpha_without_single.replace(
+        "questions_per_attempt: 3", "questions_per_attempt: 2"
+    )
+    beta = bank_yaml("beta").replace("beta-single", "alpha-single")
+    report = banks.sync_banks([parse(alpha_without_single), parse(beta)])
+    assert report.updated["beta"] == ["alpha-single"]
+    question = db.session.scalar(
+        sa.select(Question).where(Question.slug == "alpha-single")
+    )
+    assert question.quiz.slug == "beta"
+
+
+def test_plan_matches_what_sync_does(ctx):
+    load_bank(bank_yaml("alpha"))
+    text = bank_yaml("alpha").replace("Which port", "Which TCP port")
+    text = text[: text.index("  - id: alpha-tf")].replace(
+        "questions_per_attempt: 3", "questions_per_attempt: 2"
+    )
+    bank = parse(text)
+    plan = banks.plan_sync(bank)
+    report = banks.sync_banks([bank])
+    for key in ("added", "updated", "unchanged", "archived"):
+        assert getattr(plan, key) == getattr(report, key), key
+
+
+def test_export_then_load_changes_nothing(ctx):
+    from quiz.config import QUESTIONS_DIR
+
+    shipped = banks.parse_files([QUESTIONS_DIR])
+    banks.sync_banks(shipped)
+    db.session.commit()
+    for quiz in db.session.scalars(sa.select(Quiz)):
+        exported = banks.dump_bank(quiz)
+        report = banks.plan_sync(
+            banks.parse_bank(exported.encode(), f"{quiz.slug}.yaml")
+        )
+        assert report.added[quiz.slug] == [] and report.updated[quiz.slug] == []
+        assert report.archived[quiz.slug] == []
+        assert len(report.unchanged[quiz.slug]) == len(quiz.questions)

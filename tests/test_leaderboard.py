@@ -157,3 +157,29 @@ def test_player_rank_on_a_quiz(ctx):
     finish(quiz, b, 6, 10)
     assert leaderboard.player_rank(quiz.id, a.id).rank == 2
     assert leaderboard.player_rank(quiz.id, make_player("c").id) is None
+
+
+def test_week_sums_compare_equal_despite_float_error(ctx):
+    q1, q2, q3 = make_quiz("quiz-one"), make_quiz("quiz-two"), make_quiz("quiz-three")
+    now = datetime.now(UTC)
+    early, late = make_player("early"), make_player("late")
+    finish(q3, early, 0.3, 10, now - timedelta(hours=3))
+    finish(q1, late, 0.1, 5, now - timedelta(hours=2))
+    finish(q2, late, 0.2, 5, now - timedelta(hours=1))
+    assert names(leaderboard.overall_board(period="week")) == ["early", "late"]
+
+
+def test_week_window_is_seven_days(ctx):
+    quiz = make_quiz()
+    now = datetime.now(UTC)
+    finish(quiz, make_player("inside"), 3, 10, now - timedelta(days=6, hours=23))
+    finish(quiz, make_player("outside"), 5, 10, now - timedelta(days=7, minutes=1))
+    assert names(leaderboard.quiz_board(quiz.id, period="week")) == ["inside"]
+
+
+def test_scores_stay_on_the_overall_board_when_a_quiz_is_withdrawn(ctx):
+    quiz = make_quiz()
+    finish(quiz, make_player("veteran"), 4, 10)
+    quiz.is_published = False
+    db.session.commit()
+    assert names(leaderboard.overall_board()) == ["veteran"]

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 
 from quiz import attempts
 from quiz.extensions import db
-from quiz.models import Attempt, Response, User
+from quiz.models import Attempt, Question, Response, User
 from tests.factories import make_player, make_quiz
 
 
@@ -56,9 +56,13 @@ def test_catalogue_shows_an_empty_state(client):
 def test_visitor_is_asked_for_a_display_name_before_playing(client, quiz):
     html = client.get("/quizzes/alpha").get_data(as_text=True)
     assert "Choose a display name to play" in html
-    response = client.post("/quizzes/alpha/start")
+    response = client.post(
+        "/quizzes/alpha/start", headers={"Referer": "http://localhost/quizzes/alpha"}
+    )
     assert response.status_code == 302
-    assert "/guest?next=" in response.headers["Location"]
+    assert response.headers["Location"] == "/auth/login?next=/quizzes/alpha"
+    html = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "play as a guest" in html and "/guest?next=/quizzes/alpha" in html
 
 
 @pytest.mark.parametrize(
@@ -252,7 +256,8 @@ def test_another_players_attempt_is_404_for_every_page(client, app, quiz):
 
 def test_anonymous_visitor_cannot_open_attempts(client, quiz):
     response = client.get("/attempts/1/results")
-    assert response.status_code == 302 and "/guest" in response.headers["Location"]
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/auth/login?next=/attempts/1/results"
 
 
 def test_answer_to_a_finished_attempt_is_refused_with_a_message(client, app, quiz):
@@ -385,3 +390,75 @@ def test_catalogue_shows_my_best_score(client, app, quiz):
 def test_player_helper_creates_guests(ctx):
     player = make_player("Zed")
     assert player.is_guest and player.role == "player"
+
+
+def test_guest_page_while_playing_creates_no_second_player(client, app, quiz):
+    become_guest(client, "First")
+    response = client.post("/guest", data={"display_name": "Second"})
+    assert response.status_code == 302
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(User)) == 1
+
+
+def test_guest_session_outlives_the_browser_session(client, quiz):
+    become_guest(client)
+    cookie = client.get_cookie("session")
+    assert cookie.expires is not None
+
+
+def test_guests_are_rate_limited_per_address(client, app):
+    app.config["RATELIMIT_GUESTS"] = "3 per hour"
+    for number in range(3):
+        fresh = app.test_client()
+        assert (
+            fresh.post("/guest", data={"display_name": f"G{number}"}).status_code == 302
+        )
+    assert (
+        app.test_client().post("/guest", data={"display_name": "G9"}).status_code == 429
+    )
+
+
+def test_catalogue_hides_quizzes_without_questions(client, app, quiz):
+    with app.app_context():
+        for question in db.session.scalars(sa.select(Question)):
+            question.is_archived = True
+        db.session.commit()
+    assert "Test bank alpha" not in client.get("/").get_data(as_text=True)
+
+
+def test_expired_attempt_offers_play_not_resume(client, app):
+    from datetime import timedelta
+
+    with app.app_context():
+        make_quiz("timed", minutes=1)
+    become_guest(client)
+    attempt_id = start(client, "timed")
+    with app.app_context():
+        attempt = db.session.get(Attempt, attempt_id)
+        attempt.deadline = attempt.started_at - timedelta(seconds=1)
+        db.session.commit()
+    html = client.get("/").get_data(as_text=True)
+    assert ">Play<" in html and ">Resume<" not in html
+
+
+def test_any_answer_to_a_finished_attempt_gets_409(client, quiz):
+    become_guest(client)
+    attempt_id = start(client)
+    client.post(f"/attempts/{attempt_id}/finish")
+    response = client.post(f"/attempts/{attempt_id}/questions/1", data={})
+    assert response.status_code == 409
+
+
+def test_finishing_early_does_not_reveal_unanswered_answers(client, app, quiz):
+    become_guest(client)
+    attempt_id = start(client)
+    client.post(
+        f"/attempts/{attempt_id}/questions/1",
+        data={"choice": correct_ids(app, attempt_id, 1)},
+    )
+    client.post(f"/attempts/{attempt_id}/finish")
+    html = client.get(f"/attempts/{attempt_id}/results").get_data(as_text=True)
+    assert html.count("Correct answer") == 1  # only the answered question's
+    assert "HTTPS listens on 443" in html  # its explanation
+    assert "Something you have counts" not in html  # unanswered: hidden
+    assert "answer stays hidden" in html

@@ -37,3 +37,21 @@ def test_database_is_postgresql(ctx):
         db.session.scalar(sa.text("SELECT current_setting('server_version_num')::int"))
         > 0
     )
+
+
+def test_times_read_back_in_utc_whatever_the_session_time_zone(app):
+    from datetime import UTC, datetime
+
+    from quiz.models import Attempt
+
+    with app.app_context():
+        quiz, player = make_quiz(), make_player()
+        noon = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+        db.session.add(
+            Attempt(user_id=player.id, quiz_id=quiz.id, pass_mark=50, started_at=noon)
+        )
+        db.session.commit()
+        db.session.execute(sa.text("SET TIME ZONE 'America/New_York'"))
+        started = db.session.scalar(sa.select(Attempt.started_at))
+        assert started == noon and started.tzinfo == UTC
+        assert started.strftime("%H:%M") == "12:00"

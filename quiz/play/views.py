@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import (
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import current_user, login_required, login_user
 
 from .. import attempts, catalogue, leaderboard, players
 from ..errors import render_error
-from ..extensions import db
+from ..extensions import db, limiter
 from ..models import Quiz
 from ..security import safe_next_url
 from . import bp
@@ -22,11 +31,18 @@ def index():
 
 
 @bp.route("/guest", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["RATELIMIT_GUESTS"], methods=["POST"])
 def guest():
+    if current_user.is_authenticated:
+        flash(f"You are already playing as {current_user.display_name}.", "info")
+        return redirect(
+            safe_next_url(request.args.get("next")) or url_for("play.index")
+        )
     form = GuestForm(next=request.args.get("next"))
     if form.validate_on_submit():
         player = players.create_guest(form.display_name.data)
         db.session.commit()
+        session.permanent = True  # a guest's only way back to their scores
         login_user(player)
         flash(f"Welcome, {player.display_name}. Good luck!", "success")
         return redirect(safe_next_url(form.next.data) or url_for("play.index"))
@@ -81,7 +97,8 @@ def answer(attempt_id: int, position: int):
     attempt = _player_attempt(attempt_id, lock=True)
     item = _review_item(attempt, position)
     form = AnswerForm(item.choice_ids)
-    if item.response is None and not form.validate_on_submit():
+    still_open = not attempt.is_finished and not attempts.is_expired(attempt)
+    if still_open and item.response is None and not form.validate_on_submit():
         return _render_question(attempt, item, form, status=422)
     try:
         attempts.answer(attempt, position, form.choice.data or [])
@@ -124,7 +141,9 @@ def results(attempt_id: int):
 @bp.get("/leaderboard")
 def overall_leaderboard():
     period, page = _board_args()
-    board = leaderboard.overall_board(period=period, page=page, me_id=_me_id())
+    board = leaderboard.overall_board(
+        period=period, page=page, per_page=_page_size(), me_id=_me_id()
+    )
     return render_template(
         "play/leaderboard.html", board=board, period=period, quiz=None
     )
@@ -134,7 +153,9 @@ def overall_leaderboard():
 def quiz_leaderboard(slug: str):
     quiz = _published_quiz(slug)
     period, page = _board_args()
-    board = leaderboard.quiz_board(quiz.id, period=period, page=page, me_id=_me_id())
+    board = leaderboard.quiz_board(
+        quiz.id, period=period, page=page, per_page=_page_size(), me_id=_me_id()
+    )
     return render_template(
         "play/leaderboard.html", board=board, period=period, quiz=quiz
     )
@@ -187,6 +208,10 @@ def _board_args() -> tuple[str, int]:
         period = "all"
     page = request.args.get("page", 1, type=int)
     return period, max(1, page or 1)
+
+
+def _page_size() -> int:
+    return current_app.config["LEADERBOARD_PAGE_SIZE"]
 
 
 def _me_id() -> int | None:

@@ -1,6 +1,7 @@
 // Progressive enhancement for the quiz pages: every page works without this file.
 // - a countdown when the attempt has a time limit (the server enforces the deadline);
-// - keys 1-9 pick an answer, Enter submits it, and Enter on feedback goes to the next question;
+// - keys 1-9 pick an answer and Enter submits it (focus in the form), Enter on the
+//   feedback goes to the next question;
 // - focus moves to the feedback heading so screen readers announce the result.
 (function () {
   "use strict";
@@ -8,12 +9,12 @@
   function startCountdown(timer) {
     var left = parseInt(timer.getAttribute("data-countdown"), 10);
     var value = timer.querySelector(".timer-value");
-    if (isNaN(left) || !value) {
+    if (isNaN(left) || left <= 0 || !value) {
       return;
     }
     var deadline = Date.now() + left * 1000;
     function render() {
-      var seconds = Math.max(0, Math.round((deadline - Date.now()) / 1000));
+      var seconds = Math.max(0, Math.ceil((deadline - Date.now()) / 1000));
       var minutes = Math.floor(seconds / 60);
       var rest = seconds % 60;
       value.textContent = minutes + " min " + (rest < 10 ? "0" : "") + rest + " s";
@@ -23,43 +24,53 @@
       }
       if (seconds === 0) {
         window.clearInterval(handle);
-        window.location.assign(timer.getAttribute("data-reload"));
+        // Past the deadline the server shows "time is up"; wait a moment for clock skew.
+        window.setTimeout(function () {
+          window.location.assign(timer.getAttribute("data-reload"));
+        }, 750);
       }
     }
-    var handle = window.setInterval(render, 1000);
+    var handle = window.setInterval(render, 250);
     render();
   }
 
-  function isTyping(target) {
-    var tag = target && target.tagName;
-    return tag === "TEXTAREA" || (tag === "INPUT" && /^(text|email|password|search|number)$/.test(target.type));
-  }
-
+  // Shortcuts act only while focus is inside the answer form (or on the feedback
+  // heading), so single keys never fire elsewhere on the page (WCAG 2.1.4).
   function enableShortcuts() {
     var form = document.querySelector("[data-answer-form]");
-    var next = document.querySelector("[data-next]");
-    document.addEventListener("keydown", function (event) {
-      if (event.altKey || event.ctrlKey || event.metaKey || isTyping(event.target)) {
-        return;
-      }
-      if (form && /^[1-9]$/.test(event.key)) {
-        var inputs = form.querySelectorAll("input[name=choice]");
-        var input = inputs[parseInt(event.key, 10) - 1];
-        if (input) {
-          event.preventDefault();
-          input.checked = input.type === "checkbox" ? !input.checked : true;
-          input.focus();
+    if (form) {
+      form.addEventListener("keydown", function (event) {
+        if (event.altKey || event.ctrlKey || event.metaKey) {
+          return;
         }
-      } else if (event.key === "Enter") {
-        if (form && event.target.tagName !== "BUTTON") {
+        if (/^[1-9]$/.test(event.key)) {
+          var inputs = form.querySelectorAll("input[name=choice]");
+          var input = inputs[parseInt(event.key, 10) - 1];
+          if (input) {
+            event.preventDefault();
+            input.checked = input.type === "checkbox" ? !input.checked : true;
+            input.focus();
+          }
+        } else if (event.key === "Enter" && event.target.tagName === "INPUT") {
           event.preventDefault();
           form.requestSubmit ? form.requestSubmit() : form.submit();
-        } else if (!form && next && !/^(A|BUTTON|SUMMARY)$/.test(event.target.tagName)) {
+        }
+      });
+      var first = form.querySelector("input[name=choice]");
+      if (first && !document.querySelector("[data-focus]")) {
+        first.focus();
+      }
+    }
+    var next = document.querySelector("[data-next]");
+    var heading = document.querySelector("[data-focus]");
+    if (next && heading) {
+      heading.addEventListener("keydown", function (event) {
+        if (event.key === "Enter") {
           event.preventDefault();
           next.click();
         }
-      }
-    });
+      });
+    }
   }
 
   document.addEventListener("DOMContentLoaded", function () {

@@ -98,3 +98,51 @@ def test_quiz_works_with_javascript_off(app, live_server, browser):
     page.wait_for_url(re.compile(r"/results$"))
     assert page.locator(".review-item").count() == 10
     context.close()
+
+
+def test_countdown_ends_on_time_is_up_without_reloading_again(app, live_server, page):
+    from datetime import timedelta
+
+    from quiz.models import utcnow
+    from tests.factories import make_quiz
+
+    with app.app_context():
+        make_quiz("timed", minutes=5)
+    page.goto(live_server + "/guest")
+    page.get_by_label("Display name").fill("Clock Watcher")
+    page.get_by_role("button", name="Start playing").click()
+    page.goto(live_server + "/quizzes/timed")
+    page.get_by_role("button", name="Start the quiz").click()
+    attempt_id = int(re.search(r"/attempts/(\d+)/", page.url).group(1))
+    with app.app_context():
+        attempt = db.session.get(Attempt, attempt_id)
+        attempt.deadline = utcnow() + timedelta(seconds=4)
+        db.session.commit()
+    loads = []
+    page.on("load", lambda _: loads.append(page.url))
+    page.reload()
+    page.get_by_role("heading", name="Time is up").wait_for(timeout=15_000)
+    page.wait_for_timeout(2_500)
+    assert len(loads) <= 2, loads  # the reload above, then one when the clock hits zero
+    assert page.locator(".timer").count() == 0
+    page.get_by_role("button", name="See your results").click()
+    page.wait_for_url(re.compile(r"/results$"))
+
+
+def test_enter_on_a_link_does_not_submit_the_answer(app, live_server, page):
+    load_shipped_banks(app)
+    page.goto(live_server + "/guest")
+    page.get_by_label("Display name").fill("Key Board")
+    page.get_by_role("button", name="Start playing").click()
+    page.goto(live_server + "/quizzes/security-pro")
+    page.get_by_role("button", name="Start the quiz").click()
+    page.wait_for_load_state()
+    page.keyboard.press("1")  # focus starts in the form: picks the first choice
+    assert page.locator("#choice-1").is_checked()
+    page.get_by_role("link", name="Leaderboard").first.focus()
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/leaderboard$"))
+    with app.app_context():
+        from quiz.models import Response
+
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Response)) == 0

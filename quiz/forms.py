@@ -1,0 +1,54 @@
+"""Form pieces shared by the blueprints' forms."""
+
+from __future__ import annotations
+
+import unicodedata
+
+from wtforms import Field, StringField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, Length, ValidationError
+
+DISPLAY_NAME_MAX = 40
+
+
+def collapse_whitespace(value: str | None) -> str:
+    """Collapse runs of white space and trim."""
+    return " ".join((value or "").split())
+
+
+def no_control_characters(form, field: Field) -> None:
+    if any(
+        unicodedata.category(ch) in ("Cc", "Cf", "Co", "Cs") for ch in field.data or ""
+    ):
+        raise ValidationError("Use letters, digits, spaces and punctuation only.")
+
+
+def display_name_field(label: str = "Display name") -> StringField:
+    return StringField(
+        label,
+        filters=[collapse_whitespace],
+        validators=[
+            DataRequired("Choose a display name."),
+            Length(
+                min=2,
+                max=DISPLAY_NAME_MAX,
+                message=f"Use 2 to {DISPLAY_NAME_MAX} characters.",
+            ),
+            no_control_characters,
+        ],
+        description="Shown on leaderboards. You need not use your real name.",
+    )
+
+
+def apply_error(form, error) -> None:
+    """Put a domain error's message next to the field it names, or on the form."""
+    field = getattr(error, "field", None)
+    if field and field in form:
+        form[field].errors = [*form[field].errors, str(error)]
+    else:
+        form.form_errors.append(str(error))
+
+
+def options(pairs) -> list[SelectChoice]:
+    """Choices for a select, radio or checkbox field from ``(value, label)`` pairs."""
+    return [SelectChoice(value, label) for value, label in pairs]

@@ -1,0 +1,180 @@
+"""Who may reach what: every route against every role, and CSRF on every POST.
+
+Adding a route without an entry in ACCESS fails ``test_every_route_has_an_access_rule``.
+"""
+
+import re
+
+import pytest
+
+from tests.factories import PASSWORD, make_account, make_player, make_quiz
+
+# public: anyone; signed_in: guests too; account: not guests; admin: admins only.
+ACCESS = {
+    "static": "public",
+    "play.index": "public",
+    "play.guest": "public",
+    "play.quiz": "public",
+    "play.quiz_leaderboard": "public",
+    "play.overall_leaderboard": "public",
+    "play.start": "signed_in",
+    "play.attempt": "signed_in",
+    "play.question": "signed_in",
+    "play.answer": "signed_in",
+    "play.finish": "signed_in",
+    "play.results": "signed_in",
+    "auth.login": "public",
+    "auth.register": "public",
+    "auth.logout": "signed_in",
+    "auth.account": "account",
+    "auth.password": "account",
+    "admin.index": "admin",
+    "admin.quizzes": "admin",
+    "admin.new_quiz": "admin",
+    "admin.quiz": "admin",
+    "admin.quiz_status": "admin",
+    "admin.export_quiz": "admin",
+    "admin.questions": "admin",
+    "admin.new_question": "admin",
+    "admin.question": "admin",
+    "admin.question_status": "admin",
+    "admin.preview_question": "admin",
+    "admin.imports": "admin",
+    "admin.review_import": "admin",
+    "admin.apply_import": "admin",
+    "admin.users": "admin",
+    "admin.user_role": "admin",
+    "admin.user_status": "admin",
+    "admin.user_password": "admin",
+    "admin.audit_log": "admin",
+}
+
+ROLES = ["anonymous", "guest", "player", "trainer", "admin"]
+ARGS = {
+    "slug": "alpha",
+    "attempt_id": 1,
+    "position": 1,
+    "upload_id": 1,
+    "filename": "css/app.css",
+}
+
+
+def url_for_rule(rule, user_id: int) -> str:
+    args = {name: ARGS.get(name, user_id) for name in rule.arguments}
+    if rule.endpoint in (
+        "admin.question",
+        "admin.question_status",
+        "admin.preview_question",
+    ):
+        args["slug"] = "alpha-single"
+    return re.sub(r"<(?:\w+:)?(\w+)>", lambda m: str(args[m.group(1)]), rule.rule)
+
+
+def test_every_route_has_an_access_rule(app):
+    endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
+    assert endpoints - ACCESS.keys() == set(), "add the new routes to ACCESS"
+    assert ACCESS.keys() - endpoints == set(), "remove routes that no longer exist"
+
+
+def client_as(app, role: str):
+    client = app.test_client()
+    if role == "guest":
+        client.post("/guest", data={"display_name": "A Guest"})
+    elif role != "anonymous":
+        client.post(
+            "/auth/login", data={"email": f"{role}@example.org", "password": PASSWORD}
+        )
+    return client
+
+
+@pytest.fixture
+def population(app):
+    with app.app_context():
+        make_quiz("alpha")
+        make_player("Somebody")
+        ids = {
+            role: make_account(f"{role}@example.org", role=role).id
+            for role in ("player", "trainer", "admin")
+        }
+    return ids
+
+
+def allowed(level: str, role: str) -> bool:
+    return {
+        "public": True,
+        "signed_in": role != "anonymous",
+        "account": role not in ("anonymous", "guest"),
+        "admin": role == "admin",
+    }[level]
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_route_table_by_role(app, population, role):
+    client = client_as(app, role)
+    target_user = population["player"]
+    # Sign-out last: it ends the session the other requests need.
+    rules = sorted(app.url_map.iter_rules(), key=lambda r: r.endpoint == "auth.logout")
+    for rule in rules:
+        level = ACCESS[rule.endpoint]
+        method = "GET" if "GET" in rule.methods else "POST"
+        url = url_for_rule(rule, target_user)
+        response = client.open(url, method=method)
+        location = response.headers.get("Location", "")
+        to_sign_in = response.status_code == 302 and location.startswith("/auth/login")
+        where = f"{role} {method} {url} -> {response.status_code} {location}"
+        if allowed(level, role):
+            assert response.status_code != 403 and not to_sign_in, where
+            assert response.status_code < 500, where
+        elif role in ("anonymous", "guest") and level in ("signed_in", "admin"):
+            assert to_sign_in, where
+        elif role == "guest" and level == "account":
+            assert response.status_code == 302 and "/auth/register" in location, where
+        elif role == "anonymous":
+            assert to_sign_in, where
+        else:
+            assert response.status_code == 403, where
+            assert "You do not have permission" in response.get_data(as_text=True)
+
+
+def test_every_post_without_a_csrf_token_is_refused(app, population):
+    app.config["WTF_CSRF_ENABLED"] = True
+    client = app.test_client()
+    page = client.get("/auth/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    signed_in = client.post(
+        "/auth/login",
+        data={"email": "admin@example.org", "password": PASSWORD, "csrf_token": token},
+    )
+    assert signed_in.status_code == 302
+    posts = [rule for rule in app.url_map.iter_rules() if "POST" in rule.methods]
+    assert len(posts) >= 15
+    for rule in posts:
+        url = url_for_rule(rule, population["player"])
+        response = client.post(url, data={"action": "disable", "role": "admin"})
+        assert response.status_code == 400, url
+        assert "Form expired" in response.get_data(as_text=True)
+    # Still signed in and nothing changed: the refused logout did not sign out.
+    assert client.get("/admin/").status_code == 200
+
+
+def test_no_get_route_changes_anything(app, population):
+    """GET every route as an admin; the database is the same afterwards."""
+    import sqlalchemy as sa
+
+    from quiz.extensions import db
+
+    def snapshot():
+        with app.app_context():
+            return {
+                table.name: db.session.execute(
+                    sa.select(sa.func.count()).select_from(table)
+                ).scalar()
+                for table in db.metadata.sorted_tables
+            }
+
+    client = client_as(app, "admin")
+    before = snapshot()
+    for rule in app.url_map.iter_rules():
+        if "GET" in rule.methods:
+            client.get(url_for_rule(rule, population["player"]))
+    assert snapshot() == before

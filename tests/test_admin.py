@@ -1,0 +1,484 @@
+"""Admin authoring through the test client: quizzes, questions, bank files, users."""
+
+import io
+import re
+
+import pytest
+import sqlalchemy as sa
+
+from quiz import attempts
+from quiz.extensions import db
+from quiz.models import Attempt, AuditEvent, BankUpload, Question, Quiz, User
+from tests.factories import PASSWORD, bank_yaml, make_account, make_player, make_quiz
+
+
+@pytest.fixture
+def admin(app, client, auth):
+    with app.app_context():
+        make_account(name="Ada Admin")
+    auth.login()
+    return client
+
+
+def count(app, model, *where):
+    with app.app_context():
+        return db.session.scalar(
+            sa.select(sa.func.count()).select_from(model).where(*where)
+        )
+
+
+def audit_actions(app) -> list[str]:
+    with app.app_context():
+        return list(
+            db.session.scalars(sa.select(AuditEvent.action).order_by(AuditEvent.id))
+        )
+
+
+QUIZ_FORM = {
+    "slug": "phishing-basics",
+    "title": "Phishing basics",
+    "theme": "Phishing",
+    "description": "Spot and report phishing.",
+    "questions_per_attempt": "",
+    "shuffle": "y",
+    "time_limit_minutes": "0",
+    "pass_mark": "60",
+}
+
+
+def question_form(**overrides):
+    data = {
+        "type": "single",
+        "difficulty": "medium",
+        "prompt": "What should you do with a suspicious e-mail?",
+        "choices-0-text": "Report it with the report button",
+        "choices-0-correct": "y",
+        "choices-1-text": "Forward it to colleagues to warn them",
+        "choices-2-text": "Reply and ask whether it is genuine",
+        "explanation": "Reporting lets the security team act; forwarding spreads it.",
+        "source": "Phishing attacks: defending your organisation (UK NCSC)",
+        "tags": "Phishing, reporting",
+        "save": "Save question",
+    }
+    data.update(overrides)
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def test_create_quiz_add_questions_of_each_type_and_publish(admin, app):
+    response = admin.post("/admin/quizzes/new", data=QUIZ_FORM)
+    assert response.headers["Location"] == "/admin/quizzes/phishing-basics"
+    quiz_html = admin.get("/admin/quizzes/phishing-basics").get_data(as_text=True)
+    assert "draft" in quiz_html and "No questions yet" in quiz_html
+
+    refused = admin.post(
+        "/admin/quizzes/phishing-basics/status",
+        data={"action": "publish"},
+        follow_redirects=True,
+    )
+    assert "Add at least one question before publishing." in refused.get_data(
+        as_text=True
+    )
+
+    new = "/admin/quizzes/phishing-basics/questions/new"
+    assert admin.post(new, data=question_form(slug="pb-report")).status_code == 302
+    multiple = question_form(
+        slug="pb-signs",
+        type="multiple",
+        prompt="Which are signs of phishing? Select all that apply.",
+        **{
+            "choices-0-text": "Urgent demand to act",
+            "choices-1-text": "Unexpected attachment",
+            "choices-1-correct": "y",
+            "choices-2-text": "Your colleague's usual signature",
+        },
+    )
+    assert admin.post(new, data=multiple).status_code == 302
+    true_false = question_form(
+        slug="pb-tf",
+        type="true_false",
+        prompt="Phishing can arrive by text message.",
+        answer="true",
+        **{
+            "choices-0-text": "",
+            "choices-1-text": "",
+            "choices-2-text": "",
+            "choices-0-correct": None,
+        },
+    )
+    assert admin.post(new, data=true_false).status_code == 302
+
+    with app.app_context():
+        quiz = db.session.scalar(sa.select(Quiz).where(Quiz.slug == "phishing-basics"))
+        types = [q.current.type for q in quiz.questions]
+        assert types == ["single", "multiple", "true_false"]
+        assert quiz.questions[0].current.tags == ["phishing", "reporting"]
+        assert [c.is_correct for c in quiz.questions[1].current.choices] == [
+            True,
+            True,
+            False,
+        ]
+        assert [c.text for c in quiz.questions[2].current.choices] == ["True", "False"]
+
+    admin.post("/admin/quizzes/phishing-basics/status", data={"action": "publish"})
+    assert "Phishing basics" in admin.get("/").get_data(as_text=True)
+    assert audit_actions(app) == [
+        "quiz.create",
+        "question.create",
+        "question.create",
+        "question.create",
+        "quiz.publish",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"prompt": ""}, "is empty"),
+        ({"choices-0-correct": None}, "no choice is marked"),
+        (
+            {"choices-1-correct": "y"},
+            "a single question needs exactly one correct choice",
+        ),
+        ({"choices-1-text": "", "choices-2-text": ""}, "needs 2 to 8 choices, has 1"),
+        (
+            {"type": "multiple", "choices-1-correct": "y", "choices-2-correct": "y"},
+            "a multiple question needs at least one wrong choice",
+        ),
+        ({"type": "true_false"}, "must be true or false"),
+        ({"source": ""}, "is empty"),
+        ({"slug": "Not A Slug"}, "Use 3-64 lowercase letters, digits and hyphens."),
+        ({"points": "500"}, "Number must be between 1 and 100."),
+    ],
+)
+def test_question_form_uses_the_bank_rules(admin, app, overrides, message):
+    with app.app_context():
+        make_quiz("alpha")
+    response = admin.post(
+        "/admin/quizzes/alpha/questions/new", data=question_form(**overrides)
+    )
+    assert response.status_code == 422
+    assert message in response.get_data(as_text=True)
+    assert count(app, Question) == 3
+
+
+def test_add_a_choice_row_and_preview_without_saving(admin, app):
+    with app.app_context():
+        make_quiz("alpha")
+    url = "/admin/quizzes/alpha/questions/new"
+    more = question_form(save=None, add_choice="Add a choice")
+    html = admin.post(url, data=more).get_data(as_text=True)
+    assert 'name="choices-3-text"' in html
+    preview = admin.post(url, data=question_form(save=None, preview="Preview"))
+    html = preview.get_data(as_text=True)
+    assert "Preview – as a player sees it" in html
+    assert 'type="radio"' in html and "Report it with the report button" in html
+    assert count(app, Question) == 3
+
+
+def test_choices_can_be_removed_and_reordered(admin, app):
+    with app.app_context():
+        make_quiz("alpha")
+    data = question_form(
+        slug="alpha-order",
+        **{
+            "choices-0-order": "3",
+            "choices-1-order": "1",
+            "choices-2-order": "2",
+            "choices-2-remove": "y",
+        },
+    )
+    assert (
+        admin.post("/admin/quizzes/alpha/questions/new", data=data).status_code == 302
+    )
+    with app.app_context():
+        question = db.session.scalar(
+            sa.select(Question).where(Question.slug == "alpha-order")
+        )
+        assert [c.text for c in question.current.choices] == [
+            "Forward it to colleagues to warn them",
+            "Report it with the report button",
+        ]
+
+
+def test_editing_an_answered_question_adds_a_revision_and_keeps_the_past(admin, app):
+    with app.app_context():
+        quiz = make_quiz("alpha")
+        attempt = attempts.start(make_player(), quiz)
+        item = attempts.review_item(attempt, 1)
+        attempts.answer(attempt, 1, [c.id for c in item.choices if c.is_correct])
+        attempts.finish(attempt)
+        db.session.commit()
+        attempt_id = attempt.id
+    form_html = admin.get("/admin/questions/alpha-single").get_data(as_text=True)
+    assert "Which port does HTTPS use by default?" in form_html
+    edited = question_form(
+        prompt="Which TCP port does HTTPS use?",
+        **{"choices-0-text": "443", "choices-1-text": "80", "choices-2-text": "22"},
+    )
+    assert admin.post("/admin/questions/alpha-single", data=edited).status_code == 302
+    with app.app_context():
+        question = db.session.scalar(
+            sa.select(Question).where(Question.slug == "alpha-single")
+        )
+        assert question.revision == 2 and question.current.prompt.startswith(
+            "Which TCP"
+        )
+        attempt = db.session.get(Attempt, attempt_id)
+        review = attempts.review(attempt)
+        assert review[0].revision.prompt == "Which port does HTTPS use by default?"
+        assert attempt.score == 1.0
+    unchanged = admin.post("/admin/questions/alpha-single", data=edited)
+    assert unchanged.status_code == 302
+    assert audit_actions(app).count("question.edit") == 1
+
+
+def test_archive_instead_of_delete(admin, app):
+    with app.app_context():
+        make_quiz("alpha")
+    admin.post("/admin/questions/alpha-tf/status", data={"action": "archive"})
+    assert count(app, Question, Question.is_archived.is_(True)) == 1
+    assert count(app, Question) == 3
+    html = admin.get("/admin/questions?archived=1").get_data(as_text=True)
+    assert "alpha-tf" in html
+    admin.post("/admin/questions/alpha-tf/status", data={"action": "restore"})
+    assert count(app, Question, Question.is_archived.is_(True)) == 0
+    assert (
+        admin.post("/admin/questions/alpha-tf/status", data={"action": "x"}).status_code
+        == 400
+    )
+
+
+def test_question_list_filters_and_search(admin, app):
+    with app.app_context():
+        make_quiz("alpha")
+        make_quiz("beta")
+
+    def listed(query):
+        html = admin.get("/admin/questions" + query).get_data(as_text=True)
+        return sorted(set(re.findall(r"<code class=\"meta\">([\w-]+)</code>", html)))
+
+    assert len(listed("")) == 6
+    assert listed("?quiz=beta&type=true_false") == ["beta-tf"]
+    assert listed("?difficulty=hard") == ["alpha-multiple", "beta-multiple"]
+    assert listed("?q=HTTPS") == ["alpha-single", "beta-single"]
+    assert listed("?q=100%25") == []  # a LIKE wildcard is searched for literally
+    assert listed("?tag=nothing") == []
+
+
+def test_question_preview_page(admin, app):
+    with app.app_context():
+        make_quiz("alpha")
+    html = admin.get("/admin/questions/alpha-multiple/preview").get_data(as_text=True)
+    assert "Select all that apply." in html and 'type="checkbox"' in html
+
+
+def test_quiz_settings_edit_unpublish_archive_restore(admin, app):
+    with app.app_context():
+        make_quiz("alpha")
+    data = {
+        **QUIZ_FORM,
+        "slug": "ignored",
+        "title": "Renamed",
+        "time_limit_minutes": "9",
+    }
+    assert admin.post("/admin/quizzes/alpha", data=data).status_code == 302
+    bad = admin.post("/admin/quizzes/alpha", data={**data, "pass_mark": "101"})
+    assert bad.status_code == 422 and "Use a percentage from 0 to 100." in bad.get_data(
+        as_text=True
+    )
+    for action in ("unpublish", "publish", "archive"):
+        admin.post("/admin/quizzes/alpha/status", data={"action": action})
+    with app.app_context():
+        quiz = db.session.scalar(sa.select(Quiz))
+        assert (
+            quiz.title == "Renamed"
+            and quiz.time_limit_minutes == 9
+            and quiz.slug == "alpha"
+        )
+        assert quiz.is_archived and not quiz.is_published
+    assert admin.get("/quizzes/alpha").status_code == 404
+    admin.post("/admin/quizzes/alpha/status", data={"action": "restore"})
+    assert audit_actions(app) == [
+        "quiz.edit",
+        "quiz.unpublish",
+        "quiz.publish",
+        "quiz.archive",
+        "quiz.restore",
+    ]
+
+
+def upload(client, content: bytes, filename="bank.yaml"):
+    return client.post(
+        "/admin/imports",
+        data={"bank": (io.BytesIO(content), filename)},
+        content_type="multipart/form-data",
+    )
+
+
+def test_upload_review_and_confirm_an_import(admin, app):
+    response = upload(admin, bank_yaml("gamma").encode())
+    assert response.status_code == 302
+    review = admin.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Import “Test bank gamma”?" in review and "It creates a new quiz" in review
+    assert count(app, Quiz) == 0
+    upload_id = int(response.headers["Location"].rsplit("/", 1)[1])
+    applied = admin.post(f"/admin/imports/{upload_id}", data={"action": "apply"})
+    assert applied.headers["Location"] == "/admin/quizzes/gamma"
+    assert count(app, Question) == 3 and count(app, BankUpload) == 0
+    again = admin.post(
+        f"/admin/imports/{upload_id}", data={"action": "apply"}, follow_redirects=True
+    )
+    assert "already imported or discarded" in again.get_data(as_text=True)
+    assert audit_actions(app) == ["bank.import"]
+
+
+def test_upload_of_a_changed_bank_shows_the_summary(admin, app):
+    with app.app_context():
+        make_quiz("alpha")
+    changed = bank_yaml("alpha").replace("Which port", "Which TCP port")
+    response = upload(admin, changed.encode())
+    html = admin.get(response.headers["Location"]).get_data(as_text=True)
+    assert re.search(r"<dt>Updated</dt><dd>1</dd>", html)
+    assert re.search(r"<dt>Unchanged</dt><dd>2</dd>", html)
+    upload_id = int(response.headers["Location"].rsplit("/", 1)[1])
+    admin.post(f"/admin/imports/{upload_id}", data={"action": "discard"})
+    assert count(app, BankUpload) == 0 and count(app, Question) == 3
+
+
+@pytest.mark.parametrize(
+    ("content", "filename", "message"),
+    [
+        (
+            bank_yaml("gamma").replace("type: single", "type: essay").encode(),
+            "g.yaml",
+            "unknown type",
+        ),
+        (b"id: [broken", "g.yaml", "invalid YAML"),
+        (b"id: x\n", "bank.txt", "Upload a .yaml or .yml bank file."),
+        (b"# " + b"x" * 600_000, "big.yaml", "the limit is 524,288"),
+    ],
+)
+def test_bad_uploads_list_problems_and_import_nothing(
+    admin, app, content, filename, message
+):
+    response = upload(admin, content, filename)
+    assert response.status_code == 422
+    assert message in response.get_data(as_text=True)
+    assert count(app, Quiz) == 0 and count(app, BankUpload) == 0
+
+
+def test_upload_above_the_request_limit_gets_413(admin, app):
+    response = upload(admin, b"x" * (app.config["MAX_CONTENT_LENGTH"] + 1))
+    assert response.status_code == 413
+    assert "The upload is too large." in response.get_data(as_text=True)
+
+
+def test_upload_cannot_take_questions_from_another_quiz(admin, app):
+    with app.app_context():
+        make_quiz("alpha")
+    thief = bank_yaml("beta").replace("beta-single", "alpha-single")
+    response = upload(admin, thief.encode())
+    assert response.status_code == 422
+    assert "question id already used in quiz alpha" in response.get_data(as_text=True)
+
+
+def test_download_then_upload_gives_the_same_bank(admin, app):
+    with app.app_context():
+        make_quiz("alpha")
+    download = admin.get("/admin/quizzes/alpha/export")
+    assert download.headers["Content-Disposition"].startswith(
+        'attachment; filename="alpha-'
+    )
+    response = upload(admin, download.data, "alpha.yaml")
+    html = admin.get(response.headers["Location"]).get_data(as_text=True)
+    assert re.search(r"<dt>Unchanged</dt><dd>3</dd>", html)
+    assert re.search(r"<dt>Updated</dt><dd>0</dd>", html)
+
+
+def test_users_search_role_disable_and_password(admin, app):
+    with app.app_context():
+        for number in range(30):
+            make_account(f"user{number:02}@example.org", role="player")
+        target = make_account("target@example.org", role="player", name="Target")
+        target_id = target.id
+    page1 = admin.get("/admin/users").get_data(as_text=True)
+    assert "Page 1 of 2" in page1
+    found = admin.get("/admin/users?q=TARGET").get_data(as_text=True)
+    assert "target@example.org" in found and "user01@" not in found
+    admin.post(f"/admin/users/{target_id}/role", data={"role": "trainer"})
+    assert "trainer@" not in admin.get("/admin/users?role=trainer").get_data(
+        as_text=True
+    )
+    assert "target@example.org" in admin.get("/admin/users?role=trainer").get_data(
+        as_text=True
+    )
+
+    victim = app.test_client()
+    victim.post(
+        "/auth/login", data={"email": "target@example.org", "password": PASSWORD}
+    )
+    admin.post(f"/admin/users/{target_id}/status", data={"action": "disable"})
+    assert victim.get("/auth/account").status_code == 302  # signed out
+    assert "This account is disabled" in victim.post(
+        "/auth/login", data={"email": "target@example.org", "password": PASSWORD}
+    ).get_data(as_text=True)
+    admin.post(f"/admin/users/{target_id}/status", data={"action": "enable"})
+    new = "freshly set passphrase"
+    weak = admin.post(
+        f"/admin/users/{target_id}/password",
+        data={"password": "password", "confirm": "password"},
+    )
+    assert weak.status_code == 422
+    admin.post(
+        f"/admin/users/{target_id}/password", data={"password": new, "confirm": new}
+    )
+    assert (
+        victim.post(
+            "/auth/login", data={"email": "target@example.org", "password": new}
+        ).status_code
+        == 302
+    )
+    assert audit_actions(app) == [
+        "user.role",
+        "user.disable",
+        "user.enable",
+        "user.password",
+    ]
+
+
+def test_the_last_admin_cannot_be_demoted_or_disabled(admin, app):
+    with app.app_context():
+        admin_id = db.session.scalar(sa.select(User.id).where(User.role == "admin"))
+    response = admin.post(
+        f"/admin/users/{admin_id}/role", data={"role": "player"}, follow_redirects=True
+    )
+    assert "only active administrator" in response.get_data(as_text=True)
+    admin.post(f"/admin/users/{admin_id}/status", data={"action": "disable"})
+    with app.app_context():
+        user = db.session.get(User, admin_id)
+        assert user.role == "admin" and not user.is_disabled
+
+
+def test_audit_log_lists_and_filters(admin, app):
+    admin.post("/admin/quizzes/new", data=QUIZ_FORM)
+    admin.post(
+        "/admin/quizzes/new", data={**QUIZ_FORM, "slug": "second", "title": "Second"}
+    )
+    html = admin.get("/admin/audit").get_data(as_text=True)
+    assert html.count("quiz.create") >= 2 and "admin@example.org" in html
+    assert "Created quiz Second" in admin.get(
+        "/admin/audit?action=quiz.create"
+    ).get_data(as_text=True)
+    assert "No events match" in admin.get("/admin/audit?actor=nobody").get_data(
+        as_text=True
+    )
+    assert "No events match" in admin.get("/admin/audit?target=user").get_data(
+        as_text=True
+    )
+
+
+def test_duplicate_quiz_id_is_refused_next_to_the_field(admin, app):
+    admin.post("/admin/quizzes/new", data=QUIZ_FORM)
+    again = admin.post("/admin/quizzes/new", data=QUIZ_FORM)
+    assert again.status_code == 422
+    assert "A quiz with this id exists already." in again.get_data(as_text=True)
