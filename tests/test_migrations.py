@@ -26,3 +26,39 @@ def test_upgrade_matches_the_models_and_downgrade_cleans_up(app):
         downgrade(revision="base")
         with db.engine.connect() as conn:
             assert set(sa.inspect(conn).get_table_names()) <= {"alembic_version"}
+
+
+def test_upgrade_keeps_existing_players_and_attempts(app):
+    with app.app_context():
+        db.drop_all()
+        with db.engine.begin() as conn:
+            conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
+        upgrade(revision="0001")
+        now = "2026-01-01 12:00:00"
+        with db.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO quiz (slug, title, theme, description, shuffle, "
+                    "time_limit_minutes, pass_mark, is_published, created_at, updated_at) "
+                    f"VALUES ('q', 'Q', 'T', 'D', true, 0, 70, true, '{now}', '{now}')"
+                )
+            )
+            conn.execute(
+                sa.text(
+                    'INSERT INTO "user" (display_name, role, is_guest, created_at) '
+                    f"VALUES ('Old Guest', 'player', true, '{now}')"
+                )
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO attempt (user_id, quiz_id, started_at, score, max_score, "
+                    f"pass_mark) VALUES (1, 1, '{now}', 0, 0, 70)"
+                )
+            )
+        upgrade()
+        with db.engine.connect() as conn:
+            token, disabled = conn.execute(
+                sa.text('SELECT session_token, is_disabled FROM "user"')
+            ).one()
+            assert len(token) == 32 and not disabled
+            assert conn.execute(sa.text("SELECT count(*) FROM attempt")).scalar() == 1

@@ -1,6 +1,7 @@
 """Alembic environment for Flask-Migrate: runs against the app's engine and models."""
 
 import logging
+from contextlib import contextmanager
 from logging.config import fileConfig
 
 from alembic import context
@@ -37,12 +38,33 @@ def run_migrations_online() -> None:
 
     options = dict(migrate_ext.configure_args)
     options.setdefault("process_revision_directives", skip_empty_revisions)
-    with migrate_ext.db.engine.connect() as connection:
+    engine = migrate_ext.db.engine
+    with engine.connect() as connection, _sqlite_foreign_keys_off(connection):
         context.configure(
             connection=connection, target_metadata=target_metadata, **options
         )
         with context.begin_transaction():
             context.run_migrations()
+
+
+@contextmanager
+def _sqlite_foreign_keys_off(connection):
+    """SQLite alters a table by copying it; with foreign keys enforced, dropping the old
+    copy fails while other tables point at it. Check them all afterwards instead."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    raw = connection.connection.driver_connection
+    raw.execute(
+        "PRAGMA foreign_keys = OFF"
+    )  # outside any transaction, or it is ignored
+    try:
+        yield
+        broken = raw.execute("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise RuntimeError(f"migration left broken foreign keys: {broken[:5]}")
+    finally:
+        raw.execute("PRAGMA foreign_keys = ON")
 
 
 if context.is_offline_mode():
