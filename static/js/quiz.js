@@ -83,5 +83,7 @@
     if (focusTarget) {
       focusTarget.focus();
     }
+    // Lets styles and browser tests know the enhancements are active.
+    document.documentElement.setAttribute("data-enhanced", "");
   });
 })();
