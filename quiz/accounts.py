@@ -87,8 +87,19 @@ def create_account(
     user = User(display_name=display_name, role=role)
     _make_account(user, display_name, email, password)
     db.session.add(user)
-    db.session.flush()
+    _flush_or_taken()
     return user
+
+
+def _flush_or_taken() -> None:
+    """Flush; a racing registration of the same address loses with ``EmailTaken``."""
+    try:
+        with db.session.begin_nested():
+            db.session.flush()
+    except sa.exc.IntegrityError:
+        raise EmailTaken(
+            "An account with this e-mail address already exists. Sign in instead."
+        ) from None
 
 
 def register(display_name: str, email: str, password: str, guest: User | None) -> User:
@@ -98,7 +109,7 @@ def register(display_name: str, email: str, password: str, guest: User | None) -
     _make_account(guest, display_name, email, password)
     guest.is_guest = False
     guest.session_token = new_session_token()
-    db.session.flush()
+    _flush_or_taken()
     return guest
 
 
@@ -235,12 +246,14 @@ def set_password(actor: User | None, user: User, password: str) -> None:
 def _refuse_last_admin(actor: User | None, user: User, what: str) -> None:
     if user.role != "admin" or user.is_disabled:
         return
-    admins = db.session.scalar(
-        sa.select(sa.func.count())
-        .select_from(User)
+    # Lock every active admin row: two admins demoting each other at once must not
+    # both succeed.
+    admins = db.session.scalars(
+        sa.select(User.id)
         .where(User.role == "admin", User.is_disabled.is_(False))
-    )
-    if admins <= 1:
+        .with_for_update()
+    ).all()
+    if len(admins) <= 1:
         raise AccountError(f"Cannot {what}: they are the only active administrator.")
 
 

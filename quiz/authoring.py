@@ -6,6 +6,8 @@ a question adds a revision, and deleting archives, so past attempts never change
 
 from __future__ import annotations
 
+import hashlib
+import json
 import secrets
 from dataclasses import dataclass
 
@@ -44,10 +46,26 @@ def create_quiz(actor: User, slug: str, **fields) -> Quiz:
     if db.session.scalar(sa.select(Quiz.id).where(Quiz.slug == slug)) is not None:
         raise AuthoringError("A quiz with this id exists already.", field="slug")
     quiz = Quiz(slug=slug, is_published=False, **_quiz_values(fields))
-    db.session.add(quiz)
-    db.session.flush()
-    audit.record(actor, "quiz.create", "quiz", slug, f"Created quiz {quiz.title}")
+    _add_unique(quiz, "A quiz with this id exists already.")
+    audit.record(
+        actor,
+        "quiz.create",
+        "quiz",
+        slug,
+        f"Created quiz {quiz.title}",
+        settings=_quiz_values(fields),
+    )
     return quiz
+
+
+def _add_unique(row, message: str) -> None:
+    """Add a row whose id must be new; a racing request with the same id loses."""
+    try:
+        with db.session.begin_nested():
+            db.session.add(row)
+            db.session.flush()
+    except sa.exc.IntegrityError:
+        raise AuthoringError(message, field="slug") from None
 
 
 def update_quiz(actor: User, quiz: Quiz, **fields) -> None:
@@ -110,8 +128,10 @@ def live_question_count(quiz: Quiz) -> int:
 # --- questions ------------------------------------------------------------------------
 
 
-def new_question_slug(quiz: Quiz) -> str:
-    return f"{quiz.slug[:50]}-{secrets.token_hex(3)}"
+def new_question_slug(quiz: Quiz, nonce: str | None = None) -> str:
+    """An id for a question made without one; the form's nonce keeps it stable."""
+    suffix = "".join(ch for ch in (nonce or "") if ch in "0123456789abcdef")[:8]
+    return f"{quiz.slug[:50]}-{suffix or secrets.token_hex(4)}"
 
 
 def save_question(actor: User, quiz: Quiz, raw: dict, question: Question | None = None):
@@ -132,9 +152,8 @@ def save_question(actor: User, quiz: Quiz, raw: dict, question: Question | None 
             )
         )
         question = Question(slug=data.slug, quiz=quiz, position=position, revision=1)
-        db.session.add(question)
         banks.add_revision(question, data, 1)
-        db.session.flush()
+        _add_unique(question, "A question with this id exists already.")
         audit.record(
             actor,
             "question.create",
@@ -233,10 +252,11 @@ def question_query(filters: QuestionFilter) -> sa.Select:
             )
         )
     if filters.tag:
-        # Tags are a JSON list; match the quoted element in its text form on both databases.
-        tag = filters.tag.strip().lower().replace('"', "")
+        # Tags are a JSON list (stored without \u escapes): match the quoted element in
+        # its text form, the same on both databases.
+        tag = contains_pattern(f'"{filters.tag.strip().lower()}"')
         statement = statement.where(
-            sa.cast(QuestionRevision.tags, sa.Text).like(f'%"{tag}"%')
+            sa.cast(QuestionRevision.tags, sa.Text).like(tag, escape=LIKE_ESCAPE)
         )
     return statement
 
@@ -246,11 +266,35 @@ def question_query(filters: QuestionFilter) -> sa.Select:
 
 def stage_upload(actor: User, filename: str, raw: bytes) -> BankUpload:
     """Validate an uploaded bank file and keep it for review; nothing is imported yet."""
-    parse_upload(filename, raw)
+    bank = parse_upload(filename, raw)
     upload = BankUpload(user_id=actor.id, filename=filename[:255], content=raw)
     db.session.add(upload)
     db.session.flush()
+    audit.record(
+        actor,
+        "bank.upload",
+        "quiz",
+        bank.slug,
+        f"Uploaded {upload.filename} for review",
+    )
     return upload
+
+
+def plan_digest(plan: banks.SyncReport) -> str:
+    """A short fingerprint of what an import would do, confirmed by the admin."""
+    content = [plan.new_banks, plan.added, plan.updated, plan.unchanged, plan.archived]
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def discard_upload(actor: User, upload: BankUpload) -> None:
+    audit.record(
+        actor,
+        "bank.discard",
+        "upload",
+        upload.id,
+        f"Discarded the upload of {upload.filename}",
+    )
+    db.session.delete(upload)
 
 
 def parse_upload(filename: str, raw: bytes) -> banks.BankData:
@@ -260,10 +304,20 @@ def parse_upload(filename: str, raw: bytes) -> banks.BankData:
     return bank
 
 
-def apply_upload(actor: User, upload: BankUpload) -> tuple[str, banks.SyncReport]:
-    """Import a reviewed upload (validated again) and forget it; return the quiz id."""
+def apply_upload(
+    actor: User, upload: BankUpload, confirmed_digest: str
+) -> tuple[str, banks.SyncReport]:
+    """Import a reviewed upload and forget it; return the quiz id.
+
+    The file is validated again, and refused if what it would do is no longer what
+    the admin confirmed (``plan_digest``). New quizzes arrive unpublished.
+    """
     bank = parse_upload(upload.filename, upload.content)
-    report = banks.sync_banks([bank])
+    if plan_digest(banks.plan_sync(bank)) != confirmed_digest:
+        raise AuthoringError(
+            "The quiz changed since you reviewed this upload; review it again."
+        )
+    report = banks.sync_banks([bank], publish_new=False)
     audit.record(
         actor,
         "bank.import",

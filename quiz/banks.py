@@ -34,6 +34,7 @@ MAX_BANK_BYTES = 512 * 1024
 MAX_DEPTH = 8
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$")
 DEFAULT_POINTS = {"easy": 1, "medium": 2, "hard": 3}
+MIN_CHOICES, MAX_CHOICES = 2, 8
 
 BANK_KEYS = {"id", "title", "theme", "description", "settings", "questions"}
 SETTINGS_KEYS = {"questions_per_attempt", "shuffle", "time_limit_minutes", "pass_mark"}
@@ -603,8 +604,10 @@ class _Checker:
         def complain(message):
             self.problem(message, line=line, question=label, field="choices")
 
-        if not 2 <= len(choices) <= 8:
-            complain(f"needs 2 to 8 choices, has {len(choices)}")
+        if not MIN_CHOICES <= len(choices) <= MAX_CHOICES:
+            complain(
+                f"needs {MIN_CHOICES} to {MAX_CHOICES} choices, has {len(choices)}"
+            )
         texts = [c.text.casefold() for c in choices]
         if len(set(texts)) != len(texts):
             complain("two choices have the same text")
@@ -742,24 +745,24 @@ def cross_check(banks: list[BankData]) -> list[Problem]:
 # --- syncing into the database ------------------------------------------------------
 
 
-def sync_banks(banks: list[BankData]) -> SyncReport:
+def sync_banks(banks: list[BankData], *, publish_new: bool = True) -> SyncReport:
     """Create or update quizzes and questions from parsed banks; the caller commits.
 
     Raises ``BankError`` (and writes nothing) if a question id belongs to a quiz that
-    is not among ``banks``.
+    is not among ``banks``. New quizzes are published unless ``publish_new`` is off.
     """
     check_ownership(banks)
     report = SyncReport()
     for bank in banks:
-        _sync_bank(bank, report)
+        _sync_bank(bank, report, publish_new)
     db.session.flush()
     return report
 
 
-def _sync_bank(bank: BankData, report: SyncReport) -> None:
+def _sync_bank(bank: BankData, report: SyncReport, publish_new: bool) -> None:
     quiz = db.session.scalar(sa.select(Quiz).where(Quiz.slug == bank.slug))
     if quiz is None:
-        quiz = Quiz(slug=bank.slug)
+        quiz = Quiz(slug=bank.slug, is_published=publish_new)
         db.session.add(quiz)
         report.new_banks.append(bank.slug)
     for name in (
@@ -872,8 +875,13 @@ def add_revision(question: Question, data: QuestionData, number: int) -> None:
 
 def dump_bank(quiz: Quiz) -> str:
     """The quiz and its live questions in the bank file format (loads back unchanged)."""
+    live = [q for q in quiz.questions if not q.is_archived]
+    per_attempt = quiz.questions_per_attempt
     settings = {
-        "questions_per_attempt": quiz.questions_per_attempt,
+        # More than the live questions means "all of them", which needs no setting.
+        "questions_per_attempt": per_attempt
+        if per_attempt and per_attempt < len(live)
+        else None,
         "shuffle": quiz.shuffle,
         "time_limit_minutes": quiz.time_limit_minutes,
         "pass_mark": quiz.pass_mark,

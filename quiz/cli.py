@@ -8,7 +8,7 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
-from . import accounts, banks, config, sqlite
+from . import accounts, audit, banks, config, sqlite
 from .extensions import db
 from .models import ROLES, User
 
@@ -109,7 +109,14 @@ def create_user(
     """Create an account. The password is asked for, never taken as an argument."""
     password = _read_password(password_stdin)
     name = (display_name or email.split("@")[0])[:40]
-    _commit_or_fail(lambda: accounts.create_account(name, email, password, role))
+
+    def create():
+        user = accounts.create_account(name, email, password, role)
+        audit.record(
+            None, "user.create", "user", user.id, f"Created {role} {user.email}"
+        )
+
+    _commit_or_fail(create)
     click.echo(f"Created {role} {accounts.normalise_email(email)}.")
 
 

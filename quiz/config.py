@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from pathlib import Path
@@ -40,10 +41,15 @@ def defaults(instance_path: str, env: str = "development") -> dict:
         # Flask-Limiter: per-process memory by default; a redis:// URI shares the
         # counts between app servers.
         "RATELIMIT_STORAGE_URI": "memory://",
+        # Fixed windows: sign-in gives back the units a successful attempt took.
+        "RATELIMIT_STRATEGY": "fixed-window",
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
         "RATELIMIT_HEADERS_ENABLED": False,
         "RATELIMIT_SIGNIN_ACCOUNT": "5 per 15 minutes",
         "RATELIMIT_SIGNIN_ADDRESS": "20 per 15 minutes",
         "RATELIMIT_GUESTS": "30 per hour",
+        "RATELIMIT_REGISTER": "10 per hour",
+        "RATELIMIT_PASSWORD_CHANGE": "10 per 15 minutes",
         "PERMANENT_SESSION_LIFETIME": 90 * 24 * 3600,
         # How many proxies in front of the app set X-Forwarded-For (0: none).
         "PROXY_HOPS": 0,
@@ -92,8 +98,13 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
+def _json_dumps(value) -> str:
+    # Keep non-ASCII text as is, so searches in JSON columns (tags) match it.
+    return json.dumps(value, ensure_ascii=False)
+
+
 def engine_options(url: str) -> dict:
     """Connection options per database: SQLite waits for locks instead of failing."""
     if url.startswith("sqlite"):
-        return {"connect_args": {"timeout": 15}}
-    return {"pool_pre_ping": True}
+        return {"connect_args": {"timeout": 15}, "json_serializer": _json_dumps}
+    return {"pool_pre_ping": True, "json_serializer": _json_dumps}

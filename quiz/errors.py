@@ -58,7 +58,12 @@ def _csrf_error(error: CSRFError):
 
 def _rate_limited(error: RateLimitExceeded):
     limit = limiter.current_limit
-    wait = max(1, math.ceil(limit.reset_at - time.time())) if limit else 60
+    return rate_limited_page(math.ceil(limit.reset_at - time.time()) if limit else 60)
+
+
+def rate_limited_page(wait: int):
+    """The 429 page: how long to wait, also as a Retry-After header."""
+    wait = max(1, wait)
     minutes = math.ceil(wait / 60)
     when = (
         f"{minutes} minute{'s' if minutes != 1 else ''}"

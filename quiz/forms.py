@@ -4,11 +4,36 @@ from __future__ import annotations
 
 import unicodedata
 
+from flask import request
+from flask_wtf import FlaskForm
+from flask_wtf.form import _Auto
+from werkzeug.datastructures import CombinedMultiDict
 from wtforms import Field, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, ValidationError
 
 DISPLAY_NAME_MAX = 40
+
+
+class Form(FlaskForm):
+    """Base form: reads only the posted form fields.
+
+    Flask-WTF would also read uploaded files and JSON bodies into the fields, so a file
+    part named like a text field (or a JSON sign-in) would reach the validators as an
+    object they do not expect. Forms that take uploads set ``accepts_files``.
+    """
+
+    accepts_files = False
+
+    class Meta:
+        def wrap_formdata(self, form, formdata):
+            if formdata is not _Auto:
+                return formdata
+            if request.method not in ("POST", "PUT", "PATCH", "DELETE"):
+                return None
+            if form.accepts_files and request.files:
+                return CombinedMultiDict((request.files, request.form))
+            return request.form
 
 
 def collapse_whitespace(value: str | None) -> str:

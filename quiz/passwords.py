@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import unicodedata
 from functools import cache
 from importlib import resources
 
@@ -25,12 +26,19 @@ def common_passwords() -> frozenset[str]:
     )
 
 
+def _normal(password: str) -> str:
+    # The same password typed on another keyboard or system may arrive composed or
+    # decomposed; NIST SP 800-63B asks for normalisation before hashing.
+    return unicodedata.normalize("NFKC", password)
+
+
 def problems(password: str) -> list[str]:
     """Why a new password is refused (empty when it is acceptable).
 
     Length is what counts: at least 8 characters, any characters, no composition
     rules, and not one of the most common passwords.
     """
+    password = _normal(password)
     if len(password) < MIN_LENGTH:
         return [f"Use at least {MIN_LENGTH} characters."]
     if len(password) > MAX_LENGTH:
@@ -41,7 +49,7 @@ def problems(password: str) -> list[str]:
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    return _hasher.hash(_normal(password))
 
 
 def verify(stored_hash: str | None, password: str) -> bool:
@@ -54,7 +62,7 @@ def verify(stored_hash: str | None, password: str) -> bool:
             pass
         return False
     try:
-        return _hasher.verify(stored_hash, password)
+        return _hasher.verify(stored_hash, _normal(password))
     except (VerificationError, InvalidHashError):
         return False
 

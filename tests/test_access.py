@@ -42,6 +42,7 @@ ACCESS = {
     "admin.imports": "admin",
     "admin.review_import": "admin",
     "admin.apply_import": "admin",
+    "admin.discard_import": "admin",
     "admin.users": "admin",
     "admin.user_role": "admin",
     "admin.user_status": "admin",

@@ -322,14 +322,68 @@ def test_upload_review_and_confirm_an_import(admin, app):
     assert "Import “Test bank gamma”?" in review and "It creates a new quiz" in review
     assert count(app, Quiz) == 0
     upload_id = int(response.headers["Location"].rsplit("/", 1)[1])
-    applied = admin.post(f"/admin/imports/{upload_id}", data={"action": "apply"})
+    applied = admin.post(
+        f"/admin/imports/{upload_id}/apply", data={"digest": digest(review)}
+    )
     assert applied.headers["Location"] == "/admin/quizzes/gamma"
     assert count(app, Question) == 3 and count(app, BankUpload) == 0
+    assert count(app, Quiz, Quiz.is_published.is_(False)) == 1  # a new quiz is a draft
     again = admin.post(
-        f"/admin/imports/{upload_id}", data={"action": "apply"}, follow_redirects=True
+        f"/admin/imports/{upload_id}/apply",
+        data={"digest": digest(review)},
+        follow_redirects=True,
     )
     assert "already imported or discarded" in again.get_data(as_text=True)
-    assert audit_actions(app) == ["bank.import"]
+    assert audit_actions(app) == ["bank.upload", "bank.import"]
+
+
+def digest(review_html: str) -> str:
+    return re.search(r'name="digest" value="([0-9a-f]+)"', review_html).group(1)
+
+
+def test_an_import_that_no_longer_matches_its_review_is_refused(admin, app):
+    with app.app_context():
+        make_quiz("alpha")
+    response = upload(
+        admin, bank_yaml("alpha").replace("Which port", "Which TCP port").encode()
+    )
+    review = admin.get(response.headers["Location"]).get_data(as_text=True)
+    upload_id = int(response.headers["Location"].rsplit("/", 1)[1])
+    # Meanwhile someone archives a question in the admin pages.
+    admin.post("/admin/questions/alpha-tf/status", data={"action": "archive"})
+    refused = admin.post(
+        f"/admin/imports/{upload_id}/apply",
+        data={"digest": digest(review)},
+        follow_redirects=True,
+    )
+    assert "review it again" in refused.get_data(as_text=True)
+    with app.app_context():
+        question = db.session.scalar(
+            sa.select(Question).where(Question.slug == "alpha-single")
+        )
+        assert question.revision == 1
+
+
+def test_a_stale_upload_shows_its_problems_and_can_be_discarded(admin, app):
+    response = upload(admin, bank_yaml("gamma").encode())
+    upload_id = int(response.headers["Location"].rsplit("/", 1)[1])
+    with app.app_context():
+        make_quiz("alpha")
+        db.session.scalar(
+            sa.select(Question).where(Question.slug == "alpha-tf")
+        ).slug = "gamma-tf"
+        db.session.commit()
+    stale = admin.get(f"/admin/imports/{upload_id}")
+    assert stale.status_code == 409
+    assert "question id already used in quiz alpha" in stale.get_data(as_text=True)
+    assert (
+        admin.post(
+            f"/admin/imports/{upload_id}/apply", data={"digest": "x"}
+        ).status_code
+        == 409
+    )
+    admin.post(f"/admin/imports/{upload_id}/discard")
+    assert count(app, BankUpload) == 0
 
 
 def test_upload_of_a_changed_bank_shows_the_summary(admin, app):
@@ -341,8 +395,9 @@ def test_upload_of_a_changed_bank_shows_the_summary(admin, app):
     assert re.search(r"<dt>Updated</dt><dd>1</dd>", html)
     assert re.search(r"<dt>Unchanged</dt><dd>2</dd>", html)
     upload_id = int(response.headers["Location"].rsplit("/", 1)[1])
-    admin.post(f"/admin/imports/{upload_id}", data={"action": "discard"})
+    admin.post(f"/admin/imports/{upload_id}/discard")
     assert count(app, BankUpload) == 0 and count(app, Question) == 3
+    assert audit_actions(app) == ["bank.upload", "bank.discard"]
 
 
 @pytest.mark.parametrize(
@@ -482,3 +537,102 @@ def test_duplicate_quiz_id_is_refused_next_to_the_field(admin, app):
     again = admin.post("/admin/quizzes/new", data=QUIZ_FORM)
     assert again.status_code == 422
     assert "A quiz with this id exists already." in again.get_data(as_text=True)
+
+
+def test_nine_choices_are_reported_not_dropped(admin, app):
+    with app.app_context():
+        make_quiz("alpha")
+    rows = {f"choices-{i}-text": f"Option {i}" for i in range(9)}
+    data = question_form(
+        **rows, **{"choices-8-correct": "y", "choices-0-correct": None}
+    )
+    response = admin.post("/admin/quizzes/alpha/questions/new", data=data)
+    assert response.status_code == 422
+    assert "needs 2 to 8 choices, has 9" in response.get_data(as_text=True)
+
+
+def test_a_bad_choice_order_is_shown_on_its_row(admin, app):
+    with app.app_context():
+        make_quiz("alpha")
+    response = admin.post(
+        "/admin/quizzes/alpha/questions/new",
+        data=question_form(**{"choices-1-order": "second"}),
+    )
+    assert response.status_code == 422
+    assert "Choice 2: Not a valid integer value." in response.get_data(as_text=True)
+
+
+def test_a_repeated_submit_of_a_new_question_adds_it_once(admin, app):
+    with app.app_context():
+        make_quiz("alpha")
+    form_html = admin.get("/admin/quizzes/alpha/questions/new").get_data(as_text=True)
+    nonce = re.search(
+        r'name="nonce" type="hidden" value="([0-9a-f]+)"', form_html
+    ).group(1)
+    first = admin.post(
+        "/admin/quizzes/alpha/questions/new", data=question_form(nonce=nonce)
+    )
+    second = admin.post(
+        "/admin/quizzes/alpha/questions/new", data=question_form(nonce=nonce)
+    )
+    assert first.status_code == 302 and second.status_code == 422
+    assert "exists already" in second.get_data(as_text=True)
+    assert count(app, Question) == 4
+
+
+def test_export_after_archiving_still_loads_back(admin, app):
+    with app.app_context():
+        make_quiz("alpha")
+    admin.post("/admin/questions/alpha-tf/status", data={"action": "archive"})
+    download = admin.get("/admin/quizzes/alpha/export")
+    assert b"questions_per_attempt" not in download.data  # 3 per attempt, 2 live: all
+    response = upload(admin, download.data, "alpha.yaml")
+    assert response.status_code == 302
+
+
+def test_tag_filter_matches_exactly_including_non_ascii(admin, app):
+    with app.app_context():
+        make_quiz("alpha")
+    new = "/admin/quizzes/alpha/questions/new"
+    admin.post(new, data=question_form(slug="alpha-secu", tags="sécurité, a_b"))
+    admin.post(new, data=question_form(slug="alpha-other", tags="axb"))
+
+    def listed(query):
+        html = admin.get("/admin/questions" + query).get_data(as_text=True)
+        return re.findall(r"<code class=\"meta\">([\w-]+)</code>", html)
+
+    assert listed("?tag=sécurité") == ["alpha-secu"]
+    assert listed("?tag=a_b") == ["alpha-secu"]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "?page=99999999999999999999",
+        "?page=-5",
+        "?_method=POST",
+        "?_anchor=x&_external=1&page=2",
+    ],
+)
+def test_list_pages_take_any_page_argument(admin, app, query):
+    with app.app_context():
+        for number in range(30):
+            make_account(f"user{number:02}@example.org", role="player")
+    response = admin.get("/admin/users" + query)
+    assert response.status_code == 200
+    assert "_external" not in response.get_data(as_text=True)
+
+
+def test_audit_log_filters_by_day(admin, app):
+    admin.post("/admin/quizzes/new", data=QUIZ_FORM)
+    from datetime import date, timedelta
+
+    today = date.today()
+    assert "Created quiz" in admin.get(
+        f"/admin/audit?since={today}&until={today}"
+    ).get_data(as_text=True)
+    tomorrow = today + timedelta(days=1)
+    assert "No events match" in admin.get(f"/admin/audit?since={tomorrow}").get_data(
+        as_text=True
+    )
+    assert admin.get("/admin/audit?since=not-a-date").status_code == 200

@@ -340,3 +340,131 @@ def test_account_page_lists_my_attempts_only(app, client, auth):
     html = other.get("/auth/account").get_data(as_text=True)
     assert "No attempts yet" in html and f"/attempts/{attempt_id}/" not in html
     assert other.get(f"/attempts/{attempt_id}/results").status_code == 404
+
+
+def test_parallel_wrong_passwords_cannot_pass_the_account_limit(app):
+    import threading
+
+    from werkzeug.serving import make_server
+
+    with app.app_context():
+        make_account()
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    body = urllib.parse.urlencode(
+        {"email": "admin@example.org", "password": "wrong!wrong"}
+    )
+    url = f"http://127.0.0.1:{server.server_port}/auth/login"
+
+    statuses = []
+
+    def attempt():
+        try:
+            with urllib.request.urlopen(
+                url, data=body.encode(), timeout=30
+            ) as response:
+                statuses.append(response.status)
+        except urllib.error.HTTPError as error:
+            statuses.append(error.code)
+
+    workers = [threading.Thread(target=attempt) for _ in range(12)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    server.shutdown()
+    assert statuses.count(200) == 5 and statuses.count(429) == 7
+
+
+def test_json_sign_in_is_not_a_way_around_the_form(client, app):
+    with app.app_context():
+        make_account()
+    response = client.post(
+        "/auth/login", json={"email": "admin@example.org", "password": PASSWORD}
+    )
+    assert response.status_code == 200  # the form sees no fields: nothing happens
+    assert current_name(client) is None
+
+
+@pytest.mark.parametrize("url", ["/auth/login", "/auth/register", "/guest"])
+def test_a_file_where_text_belongs_is_a_form_error_not_a_crash(client, url):
+    import io
+
+    data = {
+        "email": (io.BytesIO(b"x"), "x.txt"),
+        "display_name": (io.BytesIO(b"y"), "y"),
+        "password": "whatever",
+    }
+    response = client.post(url, data=data, content_type="multipart/form-data")
+    assert response.status_code in (200, 422)
+
+
+def test_signing_in_clears_another_users_remember_cookie(app):
+    with app.app_context():
+        make_account("a@example.org", name="Ann", role="player")
+        make_account("b@example.org", name="Bob", role="player")
+    browser = app.test_client()
+    browser.post(
+        "/auth/login",
+        data={"email": "b@example.org", "password": PASSWORD, "remember": "y"},
+    )
+    assert browser.get_cookie("remember_token") is not None
+    browser.post("/auth/login", data={"email": "a@example.org", "password": PASSWORD})
+    assert browser.get_cookie("remember_token") is None
+
+
+def test_sign_out_deletes_the_remember_cookie(app, auth, client):
+    with app.app_context():
+        make_account()
+    auth.login(remember="y")
+    assert client.get_cookie("remember_token") is not None
+    auth.logout()
+    assert client.get_cookie("remember_token") is None
+
+
+def test_composed_and_decomposed_passwords_are_the_same(client, app):
+    import unicodedata
+
+    password = "crème brûlée recipe"
+    register(
+        client,
+        password=unicodedata.normalize("NFC", password),
+        confirm=unicodedata.normalize("NFC", password),
+    )
+    client.post("/auth/logout")
+    response = client.post(
+        "/auth/login",
+        data={
+            "email": "reg@example.org",
+            "password": unicodedata.normalize("NFD", password),
+        },
+    )
+    assert response.status_code == 302
+
+
+def test_registration_is_rate_limited_per_address(app):
+    app.config["RATELIMIT_REGISTER"] = "3 per hour"
+    for number in range(3):
+        fresh = app.test_client()
+        assert register(fresh, email=f"r{number}@example.org").status_code == 302
+    assert register(app.test_client(), email="r9@example.org").status_code == 429
+
+
+def test_racing_registrations_of_one_address_make_one_account(app):
+    from quiz import accounts
+
+    with app.app_context():
+        accounts.create_account("One", "race@example.org", PASSWORD)
+        # The second request checked before the first committed: the database decides.
+        monkey = accounts.find_by_email
+        accounts.find_by_email = lambda email: None
+        try:
+            with pytest.raises(accounts.EmailTaken):
+                accounts.create_account("Two", "race@example.org", PASSWORD)
+        finally:
+            accounts.find_by_email = monkey

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
+import secrets
+
 from flask_wtf.file import FileAllowed, FileField, FileRequired
 from wtforms import (
     BooleanField,
     FieldList,
-    Form,
     FormField,
     HiddenField,
     IntegerField,
@@ -17,14 +17,16 @@ from wtforms import (
     SubmitField,
     TextAreaField,
 )
+from wtforms import Form as SubForm
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
 
 from ..auth.forms import confirm_field, new_password_field
-from ..banks import SLUG_RE, TEXT_LIMITS
-from ..forms import collapse_whitespace, no_control_characters, options
+from ..banks import MAX_CHOICES, SLUG_RE, TEXT_LIMITS
+from ..forms import Form, collapse_whitespace, no_control_characters, options
 from ..models import DIFFICULTIES, QUESTION_TYPES, ROLES
 
-MAX_CHOICES = 8
+# Rows beyond the bank limit are kept (the validator reports them); far beyond, not.
+MAX_CHOICE_ROWS = 3 * MAX_CHOICES
 TYPE_LABELS = {
     "single": "Single answer",
     "multiple": "Select all that apply",
@@ -48,7 +50,7 @@ def slug_field(label: str, required: bool) -> StringField:
     )
 
 
-class QuizForm(FlaskForm):
+class QuizForm(Form):
     slug = slug_field("Stable id", required=True)
     title = StringField(
         "Title",
@@ -106,22 +108,32 @@ class QuizForm(FlaskForm):
         }
 
 
-class ChoiceForm(Form):
+class ChoiceForm(SubForm):
+    """One choice row of the question form (part of it, so no token of its own)."""
+
     text = StringField(
         "Text", filters=[strip], validators=[Length(max=TEXT_LIMITS["text"])]
     )
     correct = BooleanField("Correct")
-    order = IntegerField("Order", validators=[Optional()])
+    order = IntegerField(
+        "Order",
+        validators=[
+            Optional(),
+            NumberRange(min=1, max=99, message="Use a number from 1."),
+        ],
+    )
     remove = BooleanField("Remove")
 
 
-class QuestionForm(FlaskForm):
+class QuestionForm(Form):
     slug = slug_field("Stable id", required=False)
     type = SelectField(
         "Type", choices=options((t, TYPE_LABELS[t]) for t in QUESTION_TYPES)
     )
     prompt = TextAreaField("Question", filters=[strip])
-    choices = FieldList(FormField(ChoiceForm), min_entries=2, max_entries=MAX_CHOICES)
+    choices = FieldList(
+        FormField(ChoiceForm), min_entries=2, max_entries=MAX_CHOICE_ROWS
+    )
     answer = RadioField(
         "For true or false: the statement is",
         choices=options([("true", "True"), ("false", "False")]),
@@ -149,6 +161,8 @@ class QuestionForm(FlaskForm):
     tags = StringField(
         "Tags", filters=[strip], description="Comma-separated, e.g. phishing, mfa"
     )
+    # Names a new question made without an id, so a repeated submit cannot add it twice.
+    nonce = HiddenField()
     add_choice = SubmitField("Add a choice")
     preview = SubmitField("Preview")
     save = SubmitField("Save question")
@@ -175,6 +189,24 @@ class QuestionForm(FlaskForm):
             ]
         return raw
 
+    def add_choice_row(self) -> None:
+        if len(self.choices) < MAX_CHOICES:
+            self.choices.append_entry()
+
+    def show_problems(self, problems) -> None:
+        """Put the bank validator's problems next to the fields they name."""
+        fields = {"id": "slug"}
+        for problem in problems:
+            name = (problem.field or "").split("[")[0].split(".")[0]
+            name = fields.get(name, name)
+            message = problem.message
+            if problem.field and problem.field.startswith("choices["):
+                message = f"{problem.field}: {message}"
+            if name in self:
+                self[name].errors = [*self[name].errors, message]
+            else:
+                self.form_errors.append(message)
+
     def kept_choices(self) -> list:
         """Choice rows with text and not marked for removal, in the order asked for."""
         rows = [
@@ -189,7 +221,8 @@ class QuestionForm(FlaskForm):
         return [entry for _, _, entry in sorted(rows, key=lambda row: row[:2])]
 
     def fill(self, raw: dict) -> None:
-        """Fill the form from one question in the bank file format."""
+        """Fill the form from one question in the bank file format (and a new nonce)."""
+        self.nonce.data = secrets.token_hex(4)
         self.slug.data = raw["id"]
         self.type.data = raw["type"]
         self.prompt.data = raw["prompt"]
@@ -216,7 +249,8 @@ class QuestionForm(FlaskForm):
             self.choices.append_entry()
 
 
-class UploadForm(FlaskForm):
+class UploadForm(Form):
+    accepts_files = True
     bank = FileField(
         "Bank file (YAML)",
         validators=[
@@ -226,7 +260,7 @@ class UploadForm(FlaskForm):
     )
 
 
-class UserSearchForm(FlaskForm):
+class UserSearchForm(Form):
     class Meta:
         csrf = False
 
@@ -237,16 +271,16 @@ class UserSearchForm(FlaskForm):
     )
 
 
-class RoleForm(FlaskForm):
+class RoleForm(Form):
     role = SelectField("Role", choices=options((r, r.capitalize()) for r in ROLES))
 
 
-class SetPasswordForm(FlaskForm):
+class SetPasswordForm(Form):
     password = new_password_field("New password")
     confirm = confirm_field("password")
 
 
-class ButtonForm(FlaskForm):
+class ButtonForm(Form):
     """A POST button (publish, archive, disable...), protected by the CSRF token."""
 
     action = HiddenField()

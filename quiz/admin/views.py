@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 
 import sqlalchemy as sa
 from flask import Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from .. import accounts, audit, authoring, banks
+from ..banks import MAX_CHOICES
 from ..extensions import db
 from ..forms import apply_error
 from ..models import DIFFICULTIES, QUESTION_TYPES, BankUpload, Question, Quiz, User
+from ..paging import paginate
 from . import bp
 from .forms import (
     ButtonForm,
@@ -180,7 +182,11 @@ def new_question(slug: str):
 
 @bp.route("/questions/<slug>", methods=["GET", "POST"])
 def question(slug: str):
-    question = db.first_or_404(sa.select(Question).where(Question.slug == slug))
+    # Lock the row while saving, so two racing edits make one revision each in turn.
+    query = sa.select(Question).where(Question.slug == slug)
+    if request.method == "POST":
+        query = query.with_for_update()
+    question = db.first_or_404(query)
     form = QuestionForm()
     if not form.is_submitted():
         form.fill(authoring.revision_as_raw(question))
@@ -191,15 +197,12 @@ def _question_form(form: QuestionForm, quiz: Quiz, question: Question | None):
     """Add a choice row, preview, or save: the three buttons of the question form."""
     preview = None
     if form.is_submitted() and form.add_choice.data:
-        if len(form.choices) < form.choices.max_entries:
-            form.choices.append_entry()
+        form.add_choice_row()
     elif form.validate_on_submit():
-        slug = (
-            question.slug
-            if question
-            else (form.slug.data or authoring.new_question_slug(quiz))
+        slug = question.slug if question else form.slug.data
+        raw = form.as_bank_question(
+            slug or authoring.new_question_slug(quiz, form.nonce.data)
         )
-        raw = form.as_bank_question(slug)
         try:
             if form.preview.data:
                 preview = banks.check_question(raw)
@@ -209,8 +212,7 @@ def _question_form(form: QuestionForm, quiz: Quiz, question: Question | None):
                 flash(f"Question {saved.slug} saved.", "success")
                 return redirect(url_for("admin.quiz", slug=quiz.slug))
         except banks.BankError as exc:
-            for problem in exc.problems:
-                apply_error(form, _FieldError(problem))
+            form.show_problems(exc.problems)
         except authoring.AuthoringError as exc:
             apply_error(form, exc)
     return _form_page(
@@ -220,21 +222,8 @@ def _question_form(form: QuestionForm, quiz: Quiz, question: Question | None):
         question=question,
         preview=preview,
         button=ButtonForm(),
+        max_choices=MAX_CHOICES,
     )
-
-
-class _FieldError:
-    """A bank ``Problem`` presented as a form error next to its field."""
-
-    def __init__(self, problem: banks.Problem):
-        field = (problem.field or "").split("[")[0].split(".")[0]
-        self.field = {"id": "slug", "answer": "answer"}.get(field, field) or None
-        self.message = problem.message
-        if problem.field and problem.field.startswith("choices["):
-            self.message = f"{problem.field}: {problem.message}"
-
-    def __str__(self) -> str:
-        return self.message
 
 
 @bp.post("/questions/<slug>/status")
@@ -286,28 +275,57 @@ def imports():
 @bp.get("/imports/<int:upload_id>")
 def review_import(upload_id: int):
     upload = _upload(upload_id)
-    bank = authoring.parse_upload(upload.filename, upload.content)
+    try:
+        bank = authoring.parse_upload(upload.filename, upload.content)
+    except banks.BankError as exc:  # the database changed since the upload was checked
+        return _stale_upload(upload, exc.problems)
+    plan = banks.plan_sync(bank)
     return render_template(
         "admin/import_review.html",
         upload=upload,
         bank=bank,
-        plan=banks.plan_sync(bank),
+        plan=plan,
+        digest=authoring.plan_digest(plan),
         button=ButtonForm(),
     )
 
 
-@bp.post("/imports/<int:upload_id>")
+@bp.post("/imports/<int:upload_id>/apply")
 def apply_import(upload_id: int):
     upload = _upload(upload_id)
-    if ButtonForm().action.data == "discard":
-        db.session.delete(upload)
-        db.session.commit()
-        flash("The upload was discarded; nothing was imported.", "info")
-        return redirect(url_for("admin.imports"))
-    slug, report = authoring.apply_upload(current_user, upload)
+    try:
+        slug, report = authoring.apply_upload(
+            current_user, upload, request.form.get("digest", "")
+        )
+    except banks.BankError as exc:
+        db.session.rollback()
+        return _stale_upload(upload, exc.problems)
+    except authoring.AuthoringError as exc:
+        db.session.rollback()
+        flash(str(exc), "warning")
+        return redirect(url_for("admin.review_import", upload_id=upload.id))
     db.session.commit()
-    flash(f"Imported: {report.summary(slug)}.", "success")
+    flash(f"Imported as a draft if new: {report.summary(slug)}.", "success")
     return redirect(url_for("admin.quiz", slug=slug))
+
+
+@bp.post("/imports/<int:upload_id>/discard")
+def discard_import(upload_id: int):
+    authoring.discard_upload(current_user, _upload(upload_id))
+    db.session.commit()
+    flash("The upload was discarded; nothing was imported.", "info")
+    return redirect(url_for("admin.imports"))
+
+
+def _stale_upload(upload: BankUpload, problems):
+    body = render_template(
+        "admin/imports.html",
+        form=UploadForm(formdata=None),
+        problems=problems,
+        stale=upload,
+        button=ButtonForm(),
+    )
+    return body, 409
 
 
 def _upload(upload_id: int) -> BankUpload:
@@ -325,7 +343,7 @@ def _upload(upload_id: int) -> BankUpload:
 def users():
     form = UserSearchForm(request.args)
     statement = accounts.search(form.q.data, form.role.data)
-    page = db.paginate(statement, per_page=PER_PAGE, error_out=False)
+    page = paginate(statement, PER_PAGE)
     return render_template(
         "admin/users.html",
         page=page,
@@ -398,14 +416,26 @@ def audit_log():
         action=request.args.get("action") or None,
         actor=request.args.get("actor", "").strip() or None,
         target_type=request.args.get("target") or None,
+        since=_day_arg("since"),
+        until=_day_arg("until", next_day=True),
     )
-    page = db.paginate(audit.query(filters), per_page=50, error_out=False)
+    page = paginate(audit.query(filters), 50)
     return render_template(
         "admin/audit.html", page=page, filters=filters, actions=audit.actions()
     )
 
 
 # --- helpers --------------------------------------------------------------------------
+
+
+def _day_arg(name: str, *, next_day: bool = False) -> datetime | None:
+    """A ``YYYY-MM-DD`` query argument as the start (or end) of that day in UTC."""
+    try:
+        day = date.fromisoformat(request.args.get(name, ""))
+    except ValueError:
+        return None
+    start = datetime.combine(day, time.min, tzinfo=UTC)
+    return start + timedelta(days=1) if next_day else start
 
 
 def _quiz(slug: str) -> Quiz:

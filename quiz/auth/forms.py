@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, HiddenField, PasswordField
 from wtforms.validators import DataRequired, EqualTo, Length
 
-from ..forms import display_name_field
+from ..forms import Form, display_name_field
 from ..passwords import MAX_LENGTH, MIN_LENGTH
 
 EMAIL_MAX = 254
@@ -51,7 +50,7 @@ def confirm_field(target: str) -> PasswordField:
     )
 
 
-class RegisterForm(FlaskForm):
+class RegisterForm(Form):
     display_name = display_name_field()
     email = email_field()
     password = new_password_field()
@@ -59,7 +58,7 @@ class RegisterForm(FlaskForm):
     next = HiddenField()
 
 
-class LoginForm(FlaskForm):
+class LoginForm(Form):
     email = email_field()
     password = PasswordField(
         "Password",
@@ -69,7 +68,7 @@ class LoginForm(FlaskForm):
     next = HiddenField()
 
 
-class PasswordForm(FlaskForm):
+class PasswordForm(Form):
     current_password = PasswordField(
         "Current password", validators=[DataRequired("Enter your current password.")]
     )
@@ -77,5 +76,5 @@ class PasswordForm(FlaskForm):
     confirm = confirm_field("password")
 
 
-class LogoutForm(FlaskForm):
+class LogoutForm(Form):
     """Sign out: a button, protected by the CSRF token."""

@@ -14,26 +14,21 @@ from flask import (
 )
 from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required, login_user, logout_user
+from sqlalchemy.orm import selectinload
 
-from .. import accounts
+from .. import accounts, throttle
+from ..errors import rate_limited_page
 from ..extensions import db, limiter
 from ..forms import apply_error
 from ..models import Attempt
+from ..paging import paginate
 from ..security import safe_next_url
 from . import bp
 from .forms import LoginForm, LogoutForm, PasswordForm, RegisterForm
 
 
-def _failed_sign_in(response) -> bool:
-    # Only failed attempts count towards the sign-in limits; success redirects.
-    return response.status_code != 302
-
-
-def _account_key() -> str:
-    return "account:" + accounts.normalise_email(request.form.get("email"))
-
-
 @bp.route("/register", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["RATELIMIT_REGISTER"], methods=["POST"])
 def register():
     if current_user.is_authenticated and not current_user.is_guest:
         return redirect(url_for("auth.account"))
@@ -57,29 +52,21 @@ def register():
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(
-    lambda: current_app.config["RATELIMIT_SIGNIN_ADDRESS"],
-    key_func=get_remote_address,
-    methods=["POST"],
-    deduct_when=_failed_sign_in,
-    scope="sign-in-address",
-)
-@limiter.limit(
-    lambda: current_app.config["RATELIMIT_SIGNIN_ACCOUNT"],
-    key_func=_account_key,
-    methods=["POST"],
-    deduct_when=_failed_sign_in,
-    scope="sign-in-account",
-)
 def login():
     form = LoginForm(next=request.args.get("next"))
     if form.validate_on_submit():
+        email = accounts.normalise_email(form.email.data)
         try:
-            user = accounts.authenticate(form.email.data, form.password.data)
+            reservation = throttle.reserve_sign_in(email, get_remote_address())
+        except throttle.Throttled as exc:
+            return rate_limited_page(exc.retry_after)
+        try:
+            user = accounts.authenticate(email, form.password.data)
         except accounts.AccountError as exc:
             current_app.logger.info("Sign-in failed from %s", get_remote_address())
             form.form_errors.append(str(exc))
         else:
+            reservation.release()  # only failures count
             if current_user.is_authenticated and current_user.is_guest:
                 accounts.merge_guest(current_user, user)
             db.session.commit()
@@ -92,12 +79,18 @@ def login():
 @bp.post("/logout")
 @login_required
 def logout():
-    if not current_user.is_guest:
+    guest = current_user.is_guest
+    if not guest:
         accounts.end_sessions(current_user)
         db.session.commit()
-    logout_user()
     session.clear()
-    flash("You are signed out on every device.", "info")
+    logout_user()  # after clearing: it marks the remember-me cookie for deletion
+    if guest:
+        flash(
+            "You left the guest session; its scores stay on the leaderboards.", "info"
+        )
+    else:
+        flash("You are signed out on every device.", "info")
     return redirect(url_for("play.index"))
 
 
@@ -106,18 +99,23 @@ def logout():
 def account():
     if current_user.is_guest:
         return redirect(url_for("auth.register"))
-    page = db.paginate(
+    page = paginate(
         sa.select(Attempt)
         .where(Attempt.user_id == current_user.id)
-        .order_by(Attempt.started_at.desc(), Attempt.id.desc()),
-        per_page=20,
-        error_out=False,
+        .order_by(Attempt.started_at.desc(), Attempt.id.desc())
+        .options(selectinload(Attempt.quiz)),
+        20,
     )
     return render_template("auth/account.html", page=page)
 
 
 @bp.route("/password", methods=["GET", "POST"])
 @login_required
+@limiter.limit(
+    lambda: current_app.config["RATELIMIT_PASSWORD_CHANGE"],
+    key_func=lambda: f"user:{current_user.id}",
+    methods=["POST"],
+)
 def password():
     if current_user.is_guest:
         return redirect(url_for("auth.register"))
@@ -138,8 +136,10 @@ def password():
 
 
 def _start_session(user, *, remember: bool) -> None:
-    """A fresh session for the user: nothing from the previous one carries over."""
+    """A fresh session for the user: nothing from the previous one carries over,
+    including another user's remember-me cookie."""
     session.clear()
+    session["_remember"] = "clear"  # login_user replaces this when remember is on
     login_user(user, remember=remember)
 
 

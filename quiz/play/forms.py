@@ -2,27 +2,26 @@
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import HiddenField, SelectMultipleField
 from wtforms.validators import InputRequired
 
-from ..forms import display_name_field, options
+from ..forms import Form, display_name_field, options
 
 
-class GuestForm(FlaskForm):
+class GuestForm(Form):
     display_name = display_name_field()
     next = HiddenField()
 
 
-class StartForm(FlaskForm):
+class StartForm(Form):
     """Start or resume an attempt: a button, protected by the CSRF token."""
 
 
-class FinishForm(FlaskForm):
+class FinishForm(Form):
     """Finish an attempt now, scoring unanswered questions as 0."""
 
 
-class AnswerForm(FlaskForm):
+class AnswerForm(Form):
     choice = SelectMultipleField(
         "Answer", coerce=int, validators=[InputRequired("Choose an answer.")]
     )

@@ -2,7 +2,8 @@
 // - a countdown when the attempt has a time limit (the server enforces the deadline);
 // - keys 1-9 pick an answer and Enter submits it (focus in the form), Enter on the
 //   feedback goes to the next question;
-// - focus moves to the feedback heading so screen readers announce the result.
+// - focus moves to the feedback heading so screen readers announce the result;
+// - admin forms marked data-confirm ask before archiving or disabling.
 (function () {
   "use strict";
 
@@ -72,6 +73,14 @@
       });
     }
   }
+
+  // Forms marked data-confirm ask before they submit (archive, disable).
+  document.addEventListener("submit", function (event) {
+    var message = event.target.getAttribute && event.target.getAttribute("data-confirm");
+    if (message && !window.confirm(message)) {
+      event.preventDefault();
+    }
+  });
 
   document.addEventListener("DOMContentLoaded", function () {
     var timer = document.querySelector("[data-countdown]");
