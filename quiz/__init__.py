@@ -73,10 +73,12 @@ def register_blueprints(app: Flask) -> None:
     from .admin import bp as admin_bp
     from .auth import bp as auth_bp
     from .play import bp as play_bp
+    from .trainer import bp as trainer_bp
 
     app.register_blueprint(play_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(admin_bp)
+    app.register_blueprint(trainer_bp)
 
 
 def register_errorhandlers(app: Flask) -> None:

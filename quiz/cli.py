@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import sys
+from datetime import date
 
 import click
+import sqlalchemy as sa
 from flask import Flask
 from flask.cli import AppGroup
 
-from . import accounts, audit, banks, config, sqlite
+from . import accounts, audit, banks, config, exports, reports, sqlite
 from .extensions import db
-from .models import ROLES, User
+from .models import ROLES, Cohort, Quiz, User
+from .paging import parse_day
 
 banks_cli = AppGroup("banks", help="Check and load question bank files.")
 users_cli = AppGroup("users", help="Create and manage accounts.")
@@ -19,6 +22,7 @@ users_cli = AppGroup("users", help="Create and manage accounts.")
 def init_app(app: Flask) -> None:
     app.cli.add_command(banks_cli)
     app.cli.add_command(users_cli)
+    app.cli.add_command(export_cli)
 
 
 def _parse_or_exit(paths: tuple[str, ...]) -> list[banks.BankData]:
@@ -166,3 +170,86 @@ def list_users(role: str | None) -> None:
     for user in db.session.scalars(accounts.search(role=role)):
         status = "disabled" if user.is_disabled else "active"
         click.echo(f"{user.email}\t{user.role}\t{status}\t{user.display_name}")
+
+
+export_cli = AppGroup("export", help="Export attempts or answers for scheduled jobs.")
+
+
+def _day(value: str | None, *, next_day: bool = False):
+    if not value:
+        return None
+    try:
+        return parse_day(value, next_day=next_day)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date like 2026-11-27.") from None
+
+
+def _export(kind, fmt, cohort_name, quiz_slug, since, until, output, bom) -> None:
+    cohort = quiz = None
+    if cohort_name:
+        cohort = db.session.scalar(sa.select(Cohort).where(Cohort.name == cohort_name))
+        if cohort is None:
+            raise click.ClickException(f"No cohort named {cohort_name!r}.")
+    if quiz_slug:
+        quiz = db.session.scalar(sa.select(Quiz).where(Quiz.slug == quiz_slug))
+        if quiz is None:
+            raise click.ClickException(f"No quiz with the id {quiz_slug!r}.")
+    filters = reports.Filters.of(cohort, quiz, _day(since), _day(until, next_day=True))
+    header, rows = {
+        "attempts": (reports.ATTEMPT_HEADER, reports.attempt_rows),
+        "responses": (reports.RESPONSE_HEADER, reports.response_rows),
+    }[kind]
+    if output is None:
+        output = exports.export_filename(kind, filters.scope, date.today(), fmt)
+    with open(output, "wb") as handle:
+        if fmt == "csv":
+            handle.writelines(exports.csv_bytes(header, rows(filters), bom=bom))
+        else:
+            exports.write_xlsx(handle, header, rows(filters), sheet=kind)
+    with sqlite.write_intent():
+        audit.record(
+            None,
+            f"export.{kind}",
+            "export",
+            fmt,
+            f"Exported {kind} to {output}",
+            filters=filters.describe(),
+        )
+        db.session.commit()
+    click.echo(f"Wrote {output}")
+
+
+def _export_command(kind: str):
+    @export_cli.command(kind)
+    @click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["csv", "xlsx"]),
+        default="csv",
+        show_default=True,
+    )
+    @click.option(
+        "--cohort", "cohort_name", help="Only members of the cohort with this name."
+    )
+    @click.option("--quiz", "quiz_slug", help="Only this quiz (its id).")
+    @click.option("--since", help="Attempts started on or after this day (YYYY-MM-DD).")
+    @click.option(
+        "--until", help="Attempts started on or before this day (YYYY-MM-DD)."
+    )
+    @click.option(
+        "--output",
+        type=click.Path(dir_okay=False),
+        help="File to write (default: a dated name in this folder).",
+    )
+    @click.option(
+        "--bom", is_flag=True, help="Start a CSV with a byte-order mark (Excel)."
+    )
+    def command(fmt, cohort_name, quiz_slug, since, until, output, bom):
+        _export(kind, fmt, cohort_name, quiz_slug, since, until, output, bom)
+
+    command.__doc__ = f"Export {kind} (one row per {kind[:-1]}) as CSV or XLSX."
+    return command
+
+
+export_attempts = _export_command("attempts")
+export_responses = _export_command("responses")

@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask import Flask
+from markupsafe import Markup
+
+from . import stats
 
 
 def score(value: float | None) -> str:
@@ -37,7 +40,13 @@ def when(value: datetime | None) -> str:
     return "–" if value is None else value.strftime("%d %b %Y, %H:%M UTC")
 
 
+def histogram_svg(counts, title: str) -> Markup:
+    """The score histogram as inline SVG (``stats.histogram_svg`` escapes the text)."""
+    return Markup(stats.histogram_svg(counts, title=title))
+
+
 def init_app(app: Flask) -> None:
+    app.add_template_filter(histogram_svg)
     app.add_template_filter(score)
     app.add_template_filter(percent)
     app.add_template_filter(duration)

@@ -152,9 +152,14 @@ def quiz_board(
     page: int = 1,
     per_page: int = 20,
     me_id: int | None = None,
+    among: sa.Select | None = None,
 ) -> Board:
-    """One page of a quiz's standings, plus the given player's own entry."""
-    return _board(_quiz_source(quiz_id, period), page, per_page, me_id)
+    """One page of a quiz's standings, plus the given player's own entry.
+
+    ``among`` (a select of user ids) limits the board to those players, e.g. the
+    members of a cohort; ordering and tie-breaks stay the same.
+    """
+    return _board(_quiz_source(quiz_id, period, among), page, per_page, me_id)
 
 
 def overall_board(
@@ -169,21 +174,25 @@ def player_rank(quiz_id: int, user_id: int) -> Entry | None:
     return _my_entry(_quiz_source(quiz_id, "all"), user_id)
 
 
-def _quiz_source(quiz_id: int, period: str) -> sa.Subquery:
+def _quiz_source(
+    quiz_id: int, period: str, among: sa.Select | None = None
+) -> sa.Subquery:
     if period == "all":
-        return (
-            sa.select(
-                BestScore.user_id,
-                BestScore.score,
-                BestScore.max_score,
-                BestScore.duration_ms,
-                BestScore.finished_at,
-                sa.literal(1).label("quizzes"),
-            )
-            .where(BestScore.quiz_id == quiz_id)
-            .subquery("standings")
-        )
-    best = _week_bests(Attempt.quiz_id == quiz_id)
+        statement = sa.select(
+            BestScore.user_id,
+            BestScore.score,
+            BestScore.max_score,
+            BestScore.duration_ms,
+            BestScore.finished_at,
+            sa.literal(1).label("quizzes"),
+        ).where(BestScore.quiz_id == quiz_id)
+        if among is not None:
+            statement = statement.where(BestScore.user_id.in_(among))
+        return statement.subquery("standings")
+    condition = Attempt.quiz_id == quiz_id
+    if among is not None:
+        condition = sa.and_(condition, Attempt.user_id.in_(among))
+    best = _week_bests(condition)
     return sa.select(
         best.c.user_id,
         best.c.score,

@@ -291,6 +291,56 @@ class PlayerTotal(db.Model):
     user: Mapped[User] = relationship()
 
 
+def new_join_code() -> str:
+    # Unambiguous letters and digits (no 0/O, 1/I/L), easy to read out in a classroom.
+    alphabet = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+    return "".join(secrets.choice(alphabet) for _ in range(8))
+
+
+class Cohort(db.Model):
+    """A trainer's group of learners, joined with a code."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(80))
+    description: Mapped[str] = mapped_column(sa.Text, default="")
+    owner_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id"), index=True)
+    join_code: Mapped[str] = mapped_column(
+        sa.String(16), unique=True, default=new_join_code
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    owner: Mapped[User] = relationship()
+    assignments: Mapped[list[Assignment]] = relationship(
+        back_populates="cohort", order_by="Assignment.id", cascade="all, delete-orphan"
+    )
+
+
+class CohortMember(db.Model):
+    cohort_id: Mapped[int] = mapped_column(sa.ForeignKey("cohort.id"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("user.id"), primary_key=True, index=True
+    )
+    joined_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    user: Mapped[User] = relationship()
+    cohort: Mapped[Cohort] = relationship()
+
+
+class Assignment(db.Model):
+    """A quiz a cohort is asked to complete, optionally by a due date."""
+
+    __table_args__ = (sa.UniqueConstraint("cohort_id", "quiz_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cohort_id: Mapped[int] = mapped_column(sa.ForeignKey("cohort.id"))
+    quiz_id: Mapped[int] = mapped_column(sa.ForeignKey("quiz.id"))
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    cohort: Mapped[Cohort] = relationship(back_populates="assignments")
+    quiz: Mapped[Quiz] = relationship()
+
+
 class AuditEvent(db.Model):
     """Who changed what in admin, and when."""
 

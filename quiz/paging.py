@@ -1,6 +1,9 @@
-"""Pages of long lists (accounts, questions, audit log) from the ``page`` argument."""
+"""Pages of long lists (accounts, questions, audit log, results) and their date filters,
+read from the query string."""
 
 from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
 
 import sqlalchemy as sa
 from flask import request
@@ -26,3 +29,21 @@ def paginate(statement: sa.Select, per_page: int):
         error_out=False,
         count=True,
     )
+
+
+def parse_day(value: str, *, next_day: bool = False) -> datetime:
+    """``YYYY-MM-DD`` as the start of that day (or of the next one) in UTC.
+
+    Raises ``ValueError`` for anything else.
+    """
+    start = datetime.combine(date.fromisoformat(value), time.min, tzinfo=UTC)
+    return start + timedelta(days=1) if next_day else start
+
+
+def day_arg(name: str, *, next_day: bool = False) -> datetime | None:
+    """A ``YYYY-MM-DD`` query argument as ``parse_day`` reads it; None when absent or
+    not a date."""
+    try:
+        return parse_day(request.args.get(name, ""), next_day=next_day)
+    except ValueError:
+        return None

@@ -45,9 +45,15 @@ class Reservation:
 def reserve_sign_in(email: str, address: str) -> Reservation:
     """Take one unit per limit for a sign-in attempt, or raise ``Throttled``."""
     config = current_app.config
+    prefix = (
+        config.get("RATELIMIT_KEY_PREFIX") or "quiz"
+    )  # apps sharing a Redis stay apart
     limits = [
-        (parse(config["RATELIMIT_SIGNIN_ACCOUNT"]), ("sign-in-account", email)),
-        (parse(config["RATELIMIT_SIGNIN_ADDRESS"]), ("sign-in-address", address)),
+        (parse(config["RATELIMIT_SIGNIN_ACCOUNT"]), (prefix, "sign-in-account", email)),
+        (
+            parse(config["RATELIMIT_SIGNIN_ADDRESS"]),
+            (prefix, "sign-in-address", address),
+        ),
     ]
     reservation = Reservation()
     try:

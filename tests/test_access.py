@@ -9,7 +9,8 @@ import pytest
 
 from tests.factories import PASSWORD, make_account, make_player, make_quiz
 
-# public: anyone; signed_in: guests too; account: not guests; admin: admins only.
+# public: anyone; signed_in: guests too; account: not guests; trainer: trainers and
+# admins; admin: admins only.
 ACCESS = {
     "static": "public",
     "play.index": "public",
@@ -48,15 +49,44 @@ ACCESS = {
     "admin.user_status": "admin",
     "admin.user_password": "admin",
     "admin.audit_log": "admin",
+    "play.my_cohorts": "signed_in",
+    "play.join": "signed_in",
+    "play.leave": "signed_in",
+    "play.cohort_leaderboard": "signed_in",
+    "trainer.index": "trainer",
+    "trainer.new_cohort": "trainer",
+    "trainer.cohort": "trainer",
+    "trainer.new_join_code": "trainer",
+    "trainer.remove_member": "trainer",
+    "trainer.assign": "trainer",
+    "trainer.unassign": "trainer",
+    "trainer.results": "trainer",
+    "trainer.member": "trainer",
+    "trainer.attempt": "trainer",
+    "trainer.export": "trainer",
+    "trainer.statistics": "trainer",
+    "trainer.statistics_csv": "trainer",
 }
 
 ROLES = ["anonymous", "guest", "player", "trainer", "admin"]
 ARGS = {
+    "cohort_id": 1,
+    "assignment_id": 1,
+    "code": "NOSUCHCODE",
+    "kind": "attempts",
+    "fmt": "csv",
     "slug": "alpha",
     "attempt_id": 1,
     "position": 1,
     "upload_id": 1,
     "filename": "css/app.css",
+}
+
+
+# Routes that need a query string to be reachable at all.
+QUERIES = {
+    "trainer.export": "?cohort=1",
+    "trainer.statistics_csv": "?cohort=1&quiz=alpha",
 }
 
 
@@ -68,7 +98,8 @@ def url_for_rule(rule, user_id: int) -> str:
         "admin.preview_question",
     ):
         args["slug"] = "alpha-single"
-    return re.sub(r"<(?:\w+:)?(\w+)>", lambda m: str(args[m.group(1)]), rule.rule)
+    path = re.sub(r"<(?:\w+:)?(\w+)>", lambda m: str(args[m.group(1)]), rule.rule)
+    return path + QUERIES.get(rule.endpoint, "")
 
 
 def test_every_route_has_an_access_rule(app):
@@ -105,6 +136,7 @@ def allowed(level: str, role: str) -> bool:
         "public": True,
         "signed_in": role != "anonymous",
         "account": role not in ("anonymous", "guest"),
+        "trainer": role in ("trainer", "admin"),
         "admin": role == "admin",
     }[level]
 
@@ -120,13 +152,18 @@ def test_route_table_by_role(app, population, role):
         method = "GET" if "GET" in rule.methods else "POST"
         url = url_for_rule(rule, target_user)
         response = client.open(url, method=method)
+        response.close()  # ends a streamed download like a browser would
         location = response.headers.get("Location", "")
         to_sign_in = response.status_code == 302 and location.startswith("/auth/login")
         where = f"{role} {method} {url} -> {response.status_code} {location}"
         if allowed(level, role):
             assert response.status_code != 403 and not to_sign_in, where
             assert response.status_code < 500, where
-        elif role in ("anonymous", "guest") and level in ("signed_in", "admin"):
+        elif role in ("anonymous", "guest") and level in (
+            "signed_in",
+            "trainer",
+            "admin",
+        ):
             assert to_sign_in, where
         elif role == "guest" and level == "account":
             assert response.status_code == 302 and "/auth/register" in location, where
@@ -177,5 +214,5 @@ def test_no_get_route_changes_anything(app, population):
     before = snapshot()
     for rule in app.url_map.iter_rules():
         if "GET" in rule.methods:
-            client.get(url_for_rule(rule, population["player"]))
+            client.get(url_for_rule(rule, population["player"])).close()
     assert snapshot() == before

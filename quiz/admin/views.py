@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date
 
 import sqlalchemy as sa
 from flask import Response, abort, flash, redirect, render_template, request, url_for
@@ -13,7 +13,7 @@ from ..banks import MAX_CHOICES
 from ..extensions import db
 from ..forms import apply_error
 from ..models import DIFFICULTIES, QUESTION_TYPES, BankUpload, Question, Quiz, User
-from ..paging import paginate
+from ..paging import day_arg, paginate
 from . import bp
 from .forms import (
     ButtonForm,
@@ -416,8 +416,8 @@ def audit_log():
         action=request.args.get("action") or None,
         actor=request.args.get("actor", "").strip() or None,
         target_type=request.args.get("target") or None,
-        since=_day_arg("since"),
-        until=_day_arg("until", next_day=True),
+        since=day_arg("since"),
+        until=day_arg("until", next_day=True),
     )
     page = paginate(audit.query(filters), 50)
     return render_template(
@@ -426,16 +426,6 @@ def audit_log():
 
 
 # --- helpers --------------------------------------------------------------------------
-
-
-def _day_arg(name: str, *, next_day: bool = False) -> datetime | None:
-    """A ``YYYY-MM-DD`` query argument as the start (or end) of that day in UTC."""
-    try:
-        day = date.fromisoformat(request.args.get(name, ""))
-    except ValueError:
-        return None
-    start = datetime.combine(day, time.min, tzinfo=UTC)
-    return start + timedelta(days=1) if next_day else start
 
 
 def _quiz(slug: str) -> Quiz:

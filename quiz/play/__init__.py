@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("play", __name__)
 
-from . import views  # noqa: F401  (registers the routes on bp)
+from . import membership, views  # noqa: F401  (registers the routes on bp)

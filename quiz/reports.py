@@ -1,0 +1,346 @@
+"""What trainers export and analyse: attempts and responses, filtered, as row streams.
+
+Rows come from the database in batches (``yield_per``), so an export of a million
+attempts runs in constant memory. Nothing secret is ever selected: no password
+hashes, session tokens or settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from . import scoring, stats
+from .extensions import db
+from .models import (
+    Attempt,
+    Choice,
+    Cohort,
+    CohortMember,
+    Question,
+    QuestionRevision,
+    Quiz,
+    Response,
+    User,
+)
+
+BATCH = 1000
+
+ATTEMPT_HEADER = (
+    "attempt",
+    "display name",
+    "email",
+    "cohorts",
+    "quiz",
+    "started",
+    "finished",
+    "duration (s)",
+    "score",
+    "maximum",
+    "percentage",
+    "passed",
+)
+RESPONSE_HEADER = (
+    "attempt",
+    "display name",
+    "quiz",
+    "question id",
+    "revision",
+    "chosen options",
+    "correct",
+    "points",
+    "seconds",
+)
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which attempts a report covers: a cohort's members, a quiz, a start-date range.
+
+    Plain values, not rows: an export streams after the request has committed.
+    """
+
+    cohort_id: int | None = None
+    cohort_name: str | None = None
+    quiz_id: int | None = None
+    quiz_slug: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    @classmethod
+    def of(
+        cls,
+        cohort: Cohort | None = None,
+        quiz: Quiz | None = None,
+        since=None,
+        until=None,
+    ) -> Filters:
+        return cls(
+            cohort_id=cohort.id if cohort else None,
+            cohort_name=cohort.name if cohort else None,
+            quiz_id=quiz.id if quiz else None,
+            quiz_slug=quiz.slug if quiz else None,
+            since=since,
+            until=until,
+        )
+
+    @property
+    def scope(self) -> str | None:
+        """What the export is of, for its file name."""
+        return self.cohort_name or self.quiz_slug
+
+    def describe(self) -> dict:
+        return {
+            "cohort": self.cohort_name,
+            "quiz": self.quiz_slug,
+            "since": self.since.isoformat() if self.since else None,
+            "until": self.until.isoformat() if self.until else None,
+        }
+
+
+def _attempt_conditions(filters: Filters, finished_only: bool = False) -> list:
+    conditions = []
+    if filters.cohort_id is not None:
+        conditions.append(
+            Attempt.user_id.in_(
+                sa.select(CohortMember.user_id).where(
+                    CohortMember.cohort_id == filters.cohort_id
+                )
+            )
+        )
+    if filters.quiz_id is not None:
+        conditions.append(Attempt.quiz_id == filters.quiz_id)
+    if filters.since is not None:
+        conditions.append(Attempt.started_at >= filters.since)
+    if filters.until is not None:
+        conditions.append(Attempt.started_at < filters.until)
+    if finished_only:
+        conditions.append(Attempt.finished_at.is_not(None))
+    return conditions
+
+
+def _cohort_names(filters: Filters) -> dict[int, str]:
+    """Each player's cohort names, joined: one query instead of one per row."""
+    statement = sa.select(CohortMember.user_id, Cohort.name).join(
+        Cohort, Cohort.id == CohortMember.cohort_id
+    )
+    if filters.cohort_id is not None:
+        statement = statement.where(
+            CohortMember.user_id.in_(
+                sa.select(CohortMember.user_id).where(
+                    CohortMember.cohort_id == filters.cohort_id
+                )
+            )
+        )
+    names: dict[int, list[str]] = {}
+    for user_id, name in db.session.execute(statement.order_by(Cohort.name)):
+        names.setdefault(user_id, []).append(name)
+    return {user_id: "; ".join(values) for user_id, values in names.items()}
+
+
+def attempt_rows(filters: Filters) -> Iterator[tuple]:
+    """One row per attempt (ATTEMPT_HEADER), oldest first."""
+    cohorts = _cohort_names(filters)
+    statement = (
+        sa.select(
+            Attempt.id,
+            Attempt.user_id,
+            User.display_name,
+            User.email,
+            Quiz.title,
+            Attempt.started_at,
+            Attempt.finished_at,
+            Attempt.duration_ms,
+            Attempt.score,
+            Attempt.max_score,
+            Attempt.passed,
+        )
+        .join(User, User.id == Attempt.user_id)
+        .join(Quiz, Quiz.id == Attempt.quiz_id)
+        .where(*_attempt_conditions(filters))
+        .order_by(Attempt.started_at, Attempt.id)
+        .execution_options(yield_per=BATCH)
+    )
+    for row in db.session.execute(statement):
+        (
+            attempt_id,
+            user_id,
+            name,
+            email,
+            title,
+            started,
+            finished,
+            duration,
+            score,
+            maximum,
+            passed,
+        ) = row
+        yield (
+            attempt_id,
+            name,
+            email,
+            cohorts.get(user_id, ""),
+            title,
+            started,
+            finished,
+            round(duration / 1000, 1) if duration is not None else None,
+            score if finished else None,
+            maximum,
+            round(scoring.percentage(score, maximum), 1) if finished else None,
+            passed if finished else None,
+        )
+
+
+def response_rows(filters: Filters) -> Iterator[tuple]:
+    """One row per answer (RESPONSE_HEADER), by attempt and question order."""
+    texts = _choice_texts(filters)
+    statement = (
+        sa.select(
+            Response.attempt_id,
+            User.display_name,
+            Quiz.slug,
+            Question.slug,
+            QuestionRevision.number,
+            Response.chosen,
+            Response.is_correct,
+            Response.points,
+            Response.seconds,
+        )
+        .join(Attempt, Attempt.id == Response.attempt_id)
+        .join(User, User.id == Attempt.user_id)
+        .join(Quiz, Quiz.id == Attempt.quiz_id)
+        .join(Question, Question.id == Response.question_id)
+        .join(QuestionRevision, QuestionRevision.id == Response.revision_id)
+        .where(*_attempt_conditions(filters))
+        .order_by(Response.attempt_id, Response.position)
+        .execution_options(yield_per=BATCH)
+    )
+    for (
+        attempt_id,
+        name,
+        quiz,
+        question,
+        revision,
+        chosen,
+        correct,
+        points,
+        seconds,
+    ) in db.session.execute(statement):
+        picked = " | ".join(
+            texts.get(choice_id, f"#{choice_id}") for choice_id in chosen
+        )
+        yield (
+            attempt_id,
+            name,
+            quiz,
+            question,
+            revision,
+            picked,
+            correct,
+            points,
+            seconds,
+        )
+
+
+def _choice_texts(filters: Filters) -> dict[int, str]:
+    statement = sa.select(Choice.id, Choice.text)
+    if filters.quiz_id is not None:
+        statement = (
+            statement.join(QuestionRevision, QuestionRevision.id == Choice.revision_id)
+            .join(Question, Question.id == QuestionRevision.question_id)
+            .where(Question.quiz_id == filters.quiz_id)
+        )
+    return dict(db.session.execute(statement).all())
+
+
+# --- statistics -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QuizStatistics:
+    quiz: Quiz
+    summary: stats.Summary
+    histogram: list[int]
+    items: list[stats.ItemStats]
+    questions: dict[int, Question]
+    choice_texts: dict[int, str]
+
+
+def quiz_statistics(filters: Filters) -> QuizStatistics:
+    """Score summary, histogram and item analysis of the finished attempts in scope."""
+    quiz = db.session.get(Quiz, filters.quiz_id)
+    conditions = _attempt_conditions(filters, finished_only=True)
+    scores = {
+        attempt_id: stats.AttemptScore(attempt_id, score, maximum)
+        for attempt_id, score, maximum in db.session.execute(
+            sa.select(Attempt.id, Attempt.score, Attempt.max_score).where(*conditions)
+        )
+    }
+    responses = (
+        stats.ItemResponse(
+            attempt_id, question_id, points, maximum, tuple(chosen), seconds
+        )
+        for attempt_id, question_id, points, maximum, chosen, seconds in db.session.execute(
+            sa.select(
+                Response.attempt_id,
+                Response.question_id,
+                Response.points,
+                QuestionRevision.points,
+                Response.chosen,
+                Response.seconds,
+            )
+            .join(Attempt, Attempt.id == Response.attempt_id)
+            .join(QuestionRevision, QuestionRevision.id == Response.revision_id)
+            .where(*conditions)
+            .order_by(Response.position)
+            .execution_options(yield_per=BATCH)
+        )
+    )
+    items = stats.item_analysis(responses, scores)
+    percentages = [scoring.percentage(s.score, s.max_score) for s in scores.values()]
+    questions = {
+        q.id: q
+        for q in db.session.scalars(
+            sa.select(Question).where(Question.quiz_id == quiz.id)
+        )
+    }
+    return QuizStatistics(
+        quiz=quiz,
+        summary=stats.summarise(percentages),
+        histogram=stats.histogram(percentages),
+        items=items,
+        questions=questions,
+        choice_texts=_choice_texts(filters),
+    )
+
+
+STATISTICS_HEADER = (
+    "question id",
+    "question",
+    "answers",
+    "facility",
+    "discrimination",
+    "mean seconds",
+    "flags",
+)
+
+
+def statistics_rows(report: QuizStatistics) -> Iterator[tuple]:
+    for item in report.items:
+        question = report.questions.get(item.question_id)
+        yield (
+            question.slug if question else item.question_id,
+            question.current.prompt if question else "",
+            item.answers,
+            _rounded(item.facility),
+            _rounded(item.discrimination),
+            _rounded(item.mean_seconds, 1),
+            "; ".join(item.flags),
+        )
+
+
+def _rounded(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None else round(value, digits)
