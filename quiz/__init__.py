@@ -6,6 +6,7 @@ import os
 
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter
 
 from . import config, models, sqlite
 from .extensions import csrf, db, limiter, login_manager, migrate
@@ -69,7 +70,17 @@ def register_extensions(app: Flask) -> None:
     security.init_app(app)
 
 
+class BoundedIntConverter(IntegerConverter):
+    """``<int:...>`` URL parts no larger than a database integer: a longer number is a
+    404 like any other unknown id, not a database error."""
+
+    def __init__(self, url_map, **kwargs):
+        kwargs.setdefault("max", 2**31 - 1)
+        super().__init__(url_map, **kwargs)
+
+
 def register_blueprints(app: Flask) -> None:
+    app.url_map.converters["int"] = BoundedIntConverter
     from .admin import bp as admin_bp
     from .auth import bp as auth_bp
     from .play import bp as play_bp

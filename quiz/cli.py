@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import sys
 from datetime import date
 
@@ -184,21 +185,31 @@ def _day(value: str | None, *, next_day: bool = False):
         raise click.BadParameter(f"{value!r} is not a date like 2026-11-27.") from None
 
 
-def _export(kind, fmt, cohort_name, quiz_slug, since, until, output, bom) -> None:
+def _export(kind, fmt, cohort_name, cohort_id, quiz_slug, since, until, output, bom):
     cohort = quiz = None
     if cohort_name:
-        cohort = db.session.scalar(sa.select(Cohort).where(Cohort.name == cohort_name))
-        if cohort is None:
+        found = db.session.scalars(
+            sa.select(Cohort).where(Cohort.name == cohort_name)
+        ).all()
+        if not found:
             raise click.ClickException(f"No cohort named {cohort_name!r}.")
+        if len(found) > 1:
+            ids = ", ".join(str(c.id) for c in found)
+            raise click.ClickException(
+                f"{len(found)} cohorts are named {cohort_name!r} (ids {ids}); "
+                "name one with --cohort-id."
+            )
+        cohort = found[0]
+    if cohort_id is not None:
+        cohort = db.session.get(Cohort, cohort_id)
+        if cohort is None:
+            raise click.ClickException(f"No cohort with the id {cohort_id}.")
     if quiz_slug:
         quiz = db.session.scalar(sa.select(Quiz).where(Quiz.slug == quiz_slug))
         if quiz is None:
             raise click.ClickException(f"No quiz with the id {quiz_slug!r}.")
     filters = reports.Filters.of(cohort, quiz, _day(since), _day(until, next_day=True))
-    header, rows = {
-        "attempts": (reports.ATTEMPT_HEADER, reports.attempt_rows),
-        "responses": (reports.RESPONSE_HEADER, reports.response_rows),
-    }[kind]
+    header, rows = reports.EXPORTS[kind]
     if output is None:
         output = exports.export_filename(kind, filters.scope, date.today(), fmt)
     with open(output, "wb") as handle:
@@ -206,6 +217,7 @@ def _export(kind, fmt, cohort_name, quiz_slug, since, until, output, bom) -> Non
             handle.writelines(exports.csv_bytes(header, rows(filters), bom=bom))
         else:
             exports.write_xlsx(handle, header, rows(filters), sheet=kind)
+    db.session.rollback()  # end the read transaction, so the audit write can lock
     with sqlite.write_intent():
         audit.record(
             None,
@@ -214,6 +226,7 @@ def _export(kind, fmt, cohort_name, quiz_slug, since, until, output, bom) -> Non
             fmt,
             f"Exported {kind} to {output}",
             filters=filters.describe(),
+            by=getpass.getuser(),
         )
         db.session.commit()
     click.echo(f"Wrote {output}")
@@ -231,6 +244,9 @@ def _export_command(kind: str):
     @click.option(
         "--cohort", "cohort_name", help="Only members of the cohort with this name."
     )
+    @click.option(
+        "--cohort-id", type=int, help="Only members of the cohort with this id."
+    )
     @click.option("--quiz", "quiz_slug", help="Only this quiz (its id).")
     @click.option("--since", help="Attempts started on or after this day (YYYY-MM-DD).")
     @click.option(
@@ -244,8 +260,8 @@ def _export_command(kind: str):
     @click.option(
         "--bom", is_flag=True, help="Start a CSV with a byte-order mark (Excel)."
     )
-    def command(fmt, cohort_name, quiz_slug, since, until, output, bom):
-        _export(kind, fmt, cohort_name, quiz_slug, since, until, output, bom)
+    def command(fmt, cohort_name, cohort_id, quiz_slug, since, until, output, bom):
+        _export(kind, fmt, cohort_name, cohort_id, quiz_slug, since, until, output, bom)
 
     command.__doc__ = f"Export {kind} (one row per {kind[:-1]}) as CSV or XLSX."
     return command

@@ -241,59 +241,89 @@ def progress(
             Assignment.cohort_id == cohort.id, Assignment.quiz_id == quiz.id
         )
     )
-    in_range = [Attempt.quiz_id == quiz.id, Attempt.user_id == CohortMember.user_id]
+    in_range = [Attempt.quiz_id == quiz.id]
     if since:
         in_range.append(Attempt.started_at >= since)
     if until:
         in_range.append(Attempt.started_at < until)
-    finished = Attempt.finished_at.is_not(None)
-    statement = (
+    now = utcnow()
+    # An open attempt whose time ran out is over, though not yet scored.
+    active = sa.and_(
+        Attempt.id.is_not(None),  # the outer join's empty row is no attempt
+        Attempt.finished_at.is_(None),
+        sa.or_(Attempt.deadline.is_(None), Attempt.deadline > now),
+    )
+    members = sa.select(CohortMember.user_id).where(CohortMember.cohort_id == cohort.id)
+    if user_ids is not None:
+        members = members.where(CohortMember.user_id.in_(user_ids))
+    totals = (
         sa.select(
             User.id,
             User.display_name,
             User.email,
             sa.func.count(Attempt.id),
             sa.func.count(Attempt.finished_at),
-            sa.func.max(sa.case((finished, Attempt.score))),
-            sa.func.max(sa.case((finished, Attempt.max_score))),
-            sa.func.max(
-                sa.case((sa.and_(finished, Attempt.passed.is_(True)), 1), else_=0)
-            ),
+            sa.func.count(sa.case((active, 1))),
             sa.func.max(sa.func.coalesce(Attempt.finished_at, Attempt.started_at)),
         )
-        .select_from(CohortMember)
-        .join(User, User.id == CohortMember.user_id)
-        .outerjoin(Attempt, sa.and_(*in_range))
-        .where(CohortMember.cohort_id == cohort.id)
+        .select_from(User)
+        .outerjoin(Attempt, sa.and_(Attempt.user_id == User.id, *in_range))
+        .where(User.id.in_(members))
         .group_by(User.id, User.display_name, User.email)
     )
-    if user_ids is not None:
-        statement = statement.where(User.id.in_(user_ids))
-    now = utcnow()
+    best = _best_attempts(in_range, members)
     rows = []
-    for (
-        uid,
-        name,
-        email,
-        count,
-        done,
-        best,
-        maximum,
-        passed,
-        last,
-    ) in db.session.execute(statement):
+    for uid, name, email, count, done, open_now, last in db.session.execute(totals):
         if done:
             status = "completed"
         elif due_at is not None and now > due_at:
             status = "past due"
-        elif count:
+        elif open_now:
             status = "in progress"
         else:
             status = "not started"
+        score, maximum, passed = best.get(uid, (None, None, False))
         rows.append(
-            Progress(uid, name, email, status, best, maximum, bool(passed), count, last)
+            Progress(
+                uid, name, email, status, score, maximum, bool(passed), count, last
+            )
         )
     return rows
+
+
+def _best_attempts(conditions: list, members: sa.Select) -> dict[int, tuple]:
+    """Each member's best finished attempt (highest percentage, then quicker, then
+    earlier): its score, maximum and pass, all from that one attempt."""
+    ranked = (
+        sa.select(
+            Attempt.user_id,
+            Attempt.score,
+            Attempt.max_score,
+            Attempt.passed,
+            sa.func.row_number()
+            .over(
+                partition_by=Attempt.user_id,
+                order_by=(
+                    (Attempt.score / sa.func.nullif(Attempt.max_score, 0)).desc(),
+                    Attempt.duration_ms,
+                    Attempt.finished_at,
+                ),
+            )
+            .label("place"),
+        )
+        .where(
+            *conditions, Attempt.finished_at.is_not(None), Attempt.user_id.in_(members)
+        )
+        .subquery()
+    )
+    return {
+        user_id: (score, maximum, passed)
+        for user_id, score, maximum, passed in db.session.execute(
+            sa.select(
+                ranked.c.user_id, ranked.c.score, ranked.c.max_score, ranked.c.passed
+            ).where(ranked.c.place == 1)
+        )
+    }
 
 
 def sort_progress(rows: list[Progress], key: str, descending: bool) -> list[Progress]:

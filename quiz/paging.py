@@ -37,7 +37,12 @@ def parse_day(value: str, *, next_day: bool = False) -> datetime:
     Raises ``ValueError`` for anything else.
     """
     start = datetime.combine(date.fromisoformat(value), time.min, tzinfo=UTC)
-    return start + timedelta(days=1) if next_day else start
+    if not next_day:
+        return start
+    try:
+        return start + timedelta(days=1)
+    except OverflowError:  # 9999-12-31: there is no next day
+        raise ValueError(f"{value} is too far in the future") from None
 
 
 def day_arg(name: str, *, next_day: bool = False) -> datetime | None:

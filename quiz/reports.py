@@ -69,6 +69,10 @@ class Filters:
     quiz_slug: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    # For a trainer: only these quizzes (their cohort's assignments), and only the
+    # names of cohorts this trainer owns in the "cohorts" column.
+    quiz_ids: tuple[int, ...] | None = None
+    cohort_owner_id: int | None = None
 
     @classmethod
     def of(
@@ -77,6 +81,7 @@ class Filters:
         quiz: Quiz | None = None,
         since=None,
         until=None,
+        **limits,
     ) -> Filters:
         return cls(
             cohort_id=cohort.id if cohort else None,
@@ -85,6 +90,7 @@ class Filters:
             quiz_slug=quiz.slug if quiz else None,
             since=since,
             until=until,
+            **limits,
         )
 
     @property
@@ -113,6 +119,8 @@ def _attempt_conditions(filters: Filters, finished_only: bool = False) -> list:
         )
     if filters.quiz_id is not None:
         conditions.append(Attempt.quiz_id == filters.quiz_id)
+    if filters.quiz_ids is not None:
+        conditions.append(Attempt.quiz_id.in_(filters.quiz_ids))
     if filters.since is not None:
         conditions.append(Attempt.started_at >= filters.since)
     if filters.until is not None:
@@ -135,6 +143,8 @@ def _cohort_names(filters: Filters) -> dict[int, str]:
                 )
             )
         )
+    if filters.cohort_owner_id is not None:
+        statement = statement.where(Cohort.owner_id == filters.cohort_owner_id)
     names: dict[int, list[str]] = {}
     for user_id, name in db.session.execute(statement.order_by(Cohort.name)):
         names.setdefault(user_id, []).append(name)
@@ -254,6 +264,13 @@ def _choice_texts(filters: Filters) -> dict[int, str]:
             .where(Question.quiz_id == filters.quiz_id)
         )
     return dict(db.session.execute(statement).all())
+
+
+# The exports trainers can download: name -> (header, row function).
+EXPORTS = {
+    "attempts": (ATTEMPT_HEADER, attempt_rows),
+    "responses": (RESPONSE_HEADER, response_rows),
+}
 
 
 # --- statistics -----------------------------------------------------------------------

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from quiz import attempts, cohorts
 from quiz.extensions import db
-from quiz.models import AuditEvent, Cohort, CohortMember
+from quiz.models import Attempt, AuditEvent, Cohort, CohortMember
 from tests.factories import PASSWORD, make_account, make_quiz
 
 
@@ -160,8 +160,9 @@ def test_drill_down_to_a_member_and_an_attempt_review(app, world):
     member = trainer.get(
         f"/trainer/cohorts/{world['cohort']}/members/{world['learners'][0]}"
     )
-    assert f"/trainer/attempts/{attempt_id}" in member.get_data(as_text=True)
-    review = trainer.get(f"/trainer/attempts/{attempt_id}").get_data(as_text=True)
+    review_url = f"/trainer/cohorts/{world['cohort']}/attempts/{attempt_id}"
+    assert review_url in member.get_data(as_text=True)
+    review = trainer.get(review_url).get_data(as_text=True)
     assert (
         "Which port does HTTPS use by default?" in review and "Correct answer" in review
     )
@@ -191,7 +192,9 @@ def test_another_trainer_sees_nothing_of_this_cohort(app, world):
     # Without a cohort a trainer may not export everyone.
     assert tom.get("/trainer/export/attempts.csv").status_code == 403
     admin = sign_in(app, "admin@example.org")
-    assert admin.get(f"/trainer/attempts/{attempt_id}").status_code == 200
+    assert (
+        admin.get(f"/trainer/cohorts/{cohort}/attempts/{attempt_id}").status_code == 200
+    )
     assert "Finance team" in admin.get("/trainer/").get_data(as_text=True)
 
 
@@ -381,3 +384,138 @@ def test_trainer_manages_assignments_members_and_code(app, world):
     trainer.post(f"/trainer/cohorts/{cohort}/assignments/{assignment_id}/remove")
     with app.app_context():
         assert len(db.session.get(Cohort, cohort).assignments) == 1
+
+
+def test_a_trainer_sharing_a_member_sees_only_their_own_cohort_and_quizzes(app, world):
+    """Tom has his own cohort with Lee in it, but Lee's work for Tia stays Tia's."""
+    attempt_id = finish_attempt(app, world["learners"][0], right=2)  # Tia's quiz
+    with app.app_context():
+        from quiz.models import User
+
+        tom = db.session.scalar(sa.select(User).where(User.email == "tom@example.org"))
+        mine = cohorts.create(tom, "Toms group")
+        cohorts.join(db.session.get(User, world["learners"][0]), mine.join_code)
+        make_quiz("beta")
+        from quiz.models import Quiz
+
+        cohorts.assign(
+            tom,
+            mine,
+            db.session.scalar(sa.select(Quiz).where(Quiz.slug == "beta")),
+            None,
+        )
+        db.session.commit()
+        tom_cohort = mine.id
+    client = sign_in(app, "tom@example.org")
+    member = client.get(f"/trainer/cohorts/{tom_cohort}/members/{world['learners'][0]}")
+    assert member.status_code == 200 and "Test bank alpha" not in member.get_data(
+        as_text=True
+    )
+    assert (
+        client.get(f"/trainer/cohorts/{tom_cohort}/attempts/{attempt_id}").status_code
+        == 404
+    )
+    text = client.get(f"/trainer/export/attempts.csv?cohort={tom_cohort}").get_data(
+        as_text=True
+    )
+    rows = list(csv.reader(io.StringIO(text)))
+    assert len(rows) == 1  # Lee's alpha attempt is not Tom's to see
+    assert (
+        client.get(
+            f"/trainer/export/attempts.csv?cohort={tom_cohort}&quiz=alpha"
+        ).status_code
+        == 404
+    )
+    assert (
+        client.get(f"/trainer/statistics?cohort={tom_cohort}&quiz=alpha").status_code
+        == 404
+    )
+    # The cohorts column names only Tom's own cohorts.
+    finish_attempt_beta = None
+    with app.app_context():
+        from quiz.models import Quiz, User
+
+        lee = db.session.get(User, world["learners"][0])
+        beta = db.session.scalar(sa.select(Quiz).where(Quiz.slug == "beta"))
+        attempt = attempts.start(lee, beta)
+        attempts.finish(attempt)
+        db.session.commit()
+    text = client.get(f"/trainer/export/attempts.csv?cohort={tom_cohort}").get_data(
+        as_text=True
+    )
+    rows = list(csv.reader(io.StringIO(text)))
+    assert len(rows) == 2 and rows[1][3] == "Toms group"
+    assert finish_attempt_beta is None
+
+
+def test_best_score_percentage_and_pass_come_from_one_attempt(app, world):
+    with app.app_context():
+        from quiz.models import Quiz, User
+
+        lee = db.session.get(User, world["learners"][0])
+        quiz = db.session.scalar(sa.select(Quiz))
+        for score, maximum, passed in ((8, 10, True), (9, 20, False)):
+            attempt = Attempt(
+                user_id=lee.id,
+                quiz_id=quiz.id,
+                pass_mark=50,
+                score=score,
+                max_score=maximum,
+                passed=passed,
+                duration_ms=1000,
+                finished_at=datetime.now(UTC),
+            )
+            db.session.add(attempt)
+        db.session.commit()
+        cohort = db.session.get(Cohort, world["cohort"])
+        row = next(r for r in cohorts.progress(cohort, quiz) if r.user_id == lee.id)
+        assert (row.best_score, row.max_score, row.passed) == (8, 10, True)
+        assert row.percentage == 80
+
+
+def test_leaving_a_cohort_you_are_not_in_is_404(app, world):
+    outsider = sign_in(app, "out@example.org")
+    response = outsider.post(f"/cohorts/{world['cohort']}/leave")
+    assert response.status_code == 404
+    assert "Finance team" not in response.get_data(as_text=True)
+
+
+def test_cohort_leaderboard_of_an_unpublished_quiz_is_404(app, world):
+    with app.app_context():
+        from quiz.models import Quiz
+
+        db.session.scalar(sa.select(Quiz)).is_published = False
+        db.session.commit()
+    lee = sign_in(app, "lee@example.org")
+    assert lee.get(f"/cohorts/{world['cohort']}/leaderboard/alpha").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/trainer/cohorts/{c}/results?quiz=alpha&until=9999-12-31",
+        "/trainer/export/attempts.csv?cohort={c}&until=9999-12-31",
+        "/trainer/statistics?cohort={c}&quiz=alpha&until=9999-12-31",
+        "/trainer/cohorts/99999999999999999999",
+        "/trainer/export/attempts.csv?cohort=99999999999999999999",
+        "/cohorts/99999999999999999999/leaderboard/alpha",
+        "/trainer/statistics?cohort={c}&quiz=alpha&_method=POST",
+        "/trainer/export/attempts.csv?cohort={c}&since=last-week",
+    ],
+)
+def test_odd_input_never_crashes(app, world, url):
+    trainer = sign_in(app, "tia@example.org")
+    response = trainer.get(url.format(c=world["cohort"]))
+    response.close()
+    assert response.status_code in (200, 400, 404)
+
+
+def test_cli_refuses_an_ambiguous_cohort_name(app, world, runner):
+    with app.app_context():
+        from quiz.models import User
+
+        tia = db.session.scalar(sa.select(User).where(User.email == "tia@example.org"))
+        cohorts.create(tia, "Finance team")
+        db.session.commit()
+    result = runner.invoke(args=["export", "attempts", "--cohort", "Finance team"])
+    assert result.exit_code == 1 and "name one with --cohort-id" in result.output

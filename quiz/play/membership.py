@@ -59,6 +59,8 @@ def join(code: str | None = None):
 @login_required
 def leave(cohort_id: int):
     cohort = db.get_or_404(Cohort, cohort_id)
+    if not cohorts.is_member(current_user, cohort):
+        abort(404)
     cohorts.leave(current_user, cohort)
     db.session.commit()
     flash(f"You left “{cohort.name}”.", "info")
@@ -74,7 +76,9 @@ def cohort_leaderboard(cohort_id: int, slug: str):
         or cohorts.can_manage(current_user, cohort)
     ):
         abort(404)
-    quiz = db.first_or_404(sa.select(Quiz).where(Quiz.slug == slug))
+    quiz = db.first_or_404(
+        sa.select(Quiz).where(Quiz.slug == slug, Quiz.is_published.is_(True))
+    )
     board = leaderboard.quiz_board(
         quiz.id,
         page=requested_page(),

@@ -21,8 +21,9 @@ from flask import (
 from flask_login import current_user
 from sqlalchemy.orm import selectinload
 
-from .. import attempts, audit, cohorts, exports, reports
+from .. import attempts, audit, cohorts, exports, reports, sqlite
 from ..admin.forms import ButtonForm
+from ..errors import render_error
 from ..extensions import db
 from ..models import Attempt, Cohort, CohortMember, Quiz, User
 from ..paging import day_arg, parse_day, requested_page
@@ -30,10 +31,7 @@ from . import bp
 from .forms import AssignForm, CohortForm, ResultsFilterForm
 
 PER_PAGE = 25
-EXPORTS = {
-    "attempts": (reports.ATTEMPT_HEADER, reports.attempt_rows),
-    "responses": (reports.RESPONSE_HEADER, reports.response_rows),
-}
+MAX_ID = 2**31 - 1
 
 
 @bp.get("/")
@@ -164,14 +162,10 @@ def results(cohort_id: int):
 @bp.get("/cohorts/<int:cohort_id>/members/<int:user_id>")
 def member(cohort_id: int, user_id: int):
     cohort = _cohort(cohort_id)
-    player = db.get_or_404(User, user_id)
-    if not db.session.scalar(
-        cohorts.member_ids(cohort).where(CohortMember.user_id == user_id)
-    ):
-        abort(404)
+    player = _member(cohort, user_id)
     history = db.session.scalars(
         sa.select(Attempt)
-        .where(Attempt.user_id == player.id)
+        .where(Attempt.user_id == player.id, Attempt.quiz_id.in_(_assigned_ids(cohort)))
         .order_by(Attempt.started_at.desc())
         .options(selectinload(Attempt.quiz))
     ).all()
@@ -180,10 +174,13 @@ def member(cohort_id: int, user_id: int):
     )
 
 
-@bp.get("/attempts/<int:attempt_id>")
-def attempt(attempt_id: int):
+@bp.get("/cohorts/<int:cohort_id>/attempts/<int:attempt_id>")
+def attempt(cohort_id: int, attempt_id: int):
+    """A member's attempt at one of the cohort's assigned quizzes, reviewed."""
+    cohort = _cohort(cohort_id)
     attempt = db.get_or_404(Attempt, attempt_id)
-    if not cohorts.can_see_player(current_user, attempt.user_id):
+    _member(cohort, attempt.user_id)
+    if attempt.quiz_id not in _assigned_ids(cohort):
         abort(404)
     if not attempt.is_finished:
         flash(
@@ -192,9 +189,23 @@ def attempt(attempt_id: int):
         )
     return render_template(
         "trainer/attempt.html",
+        cohort=cohort,
         attempt=attempt,
         items=attempts.review(attempt) if attempt.is_finished else [],
     )
+
+
+def _member(cohort: Cohort, user_id: int) -> User:
+    """A member of the cohort, or 404."""
+    if not db.session.scalar(
+        cohorts.member_ids(cohort).where(CohortMember.user_id == user_id)
+    ):
+        abort(404)
+    return db.get_or_404(User, user_id)
+
+
+def _assigned_ids(cohort: Cohort) -> list[int]:
+    return [a.quiz_id for a in cohort.assignments]
 
 
 # --- exports and statistics -------------------------------------------------------
@@ -202,22 +213,14 @@ def attempt(attempt_id: int):
 
 @bp.get("/export/<kind>.<fmt>")
 def export(kind: str, fmt: str):
-    if kind not in EXPORTS or fmt not in ("csv", "xlsx"):
+    if kind not in reports.EXPORTS or fmt not in ("csv", "xlsx"):
         abort(404)
     filters = _report_filters()
-    header, rows = EXPORTS[kind]
+    header, rows = reports.EXPORTS[kind]
     filename = exports.export_filename(kind, filters.scope, date.today(), fmt)
-    audit.record(
-        current_user,
-        f"export.{kind}",
-        "export",
-        fmt,
-        f"Exported {kind} as {fmt.upper()}",
-        filters=filters.describe(),
-    )
-    db.session.commit()
     disposition = {"Content-Disposition": exports.content_disposition(filename)}
     if fmt == "csv":
+        _log_export(kind, fmt, filters)
         chunks = exports.csv_bytes(
             header, rows(filters), bom=request.args.get("bom") == "1"
         )
@@ -227,7 +230,12 @@ def export(kind: str, fmt: str):
     # XLSX is a zip written at the end: build it in a temporary file (constant memory).
     # The response closes (and so deletes) the file once it is sent.
     spool = tempfile.TemporaryFile(suffix=".xlsx")  # noqa: SIM115
-    exports.write_xlsx(spool, header, rows(filters), sheet=kind)
+    try:
+        exports.write_xlsx(spool, header, rows(filters), sheet=kind)
+    except exports.ExportTooLarge as exc:
+        spool.close()
+        return render_error(400, f"{exc} Download CSV instead.", title="Too many rows")
+    _log_export(kind, fmt, filters)
     spool.seek(0)
     return send_file(
         spool,
@@ -237,17 +245,41 @@ def export(kind: str, fmt: str):
     )
 
 
+def _log_export(kind: str, fmt: str, filters: reports.Filters) -> None:
+    """Record the export in the audit log, committed before the download starts.
+
+    The reads above ran in a read transaction; ending it first lets the write begin
+    as a write transaction (SQLite's ``BEGIN IMMEDIATE``), which waits for the lock
+    instead of failing when someone else is writing.
+    """
+    db.session.commit()
+    with sqlite.write_intent():
+        audit.record(
+            current_user,
+            f"export.{kind}",
+            "export",
+            fmt,
+            f"Exported {kind} as {fmt.upper()}",
+            filters=filters.describe(),
+        )
+        db.session.commit()
+
+
 @bp.get("/statistics")
 def statistics():
     chosen = request.args.get("cohort") or current_user.has_role("admin")
     # A trainer first picks one of their cohorts; until then only the form shows.
     filters = _report_filters() if chosen else reports.Filters()
     report = reports.quiz_statistics(filters) if filters.quiz_id else None
+    if filters.cohort_id and not current_user.has_role("admin"):
+        choices = _quizzes(db.session.get(Cohort, filters.cohort_id))
+    else:
+        choices = _quizzes()
     return render_template(
         "trainer/statistics.html",
         report=report,
         filters=filters,
-        quizzes=_quizzes(),
+        quizzes=choices,
         cohorts=db.session.scalars(cohorts.managed_cohorts(current_user)).all(),
     )
 
@@ -259,15 +291,7 @@ def statistics_csv():
         abort(404)
     # One row per question: small, so read it all before the audit commit expires rows.
     rows = list(reports.statistics_rows(reports.quiz_statistics(filters)))
-    audit.record(
-        current_user,
-        "export.statistics",
-        "export",
-        "csv",
-        "Exported question statistics",
-        filters=filters.describe(),
-    )
-    db.session.commit()
+    _log_export("statistics", "csv", filters)
     filename = exports.export_filename(
         "statistics", filters.quiz_slug, date.today(), "csv"
     )
@@ -291,41 +315,71 @@ def _cohort(cohort_id: int) -> Cohort:
 
 
 def _quizzes(cohort: Cohort | None = None) -> list[Quiz]:
-    """Quizzes to choose from: a cohort's assigned ones first, then the published."""
-    published = db.session.scalars(
-        sa.select(Quiz).where(Quiz.is_archived.is_(False)).order_by(Quiz.title)
-    ).all()
-    if cohort is None:
-        return list(published)
-    assigned = [a.quiz for a in cohort.assignments]
-    return assigned + [q for q in published if q not in assigned]
+    """A cohort's assigned quizzes (what its trainer may look at), or, to assign from,
+    every published quiz."""
+    if cohort is not None:
+        return [a.quiz for a in cohort.assignments]
+    return list(
+        db.session.scalars(
+            sa.select(Quiz)
+            .where(Quiz.is_published.is_(True), Quiz.is_archived.is_(False))
+            .order_by(Quiz.title)
+        )
+    )
 
 
-def _report_filters(*, require_quiz: bool = False) -> reports.Filters:
-    """Filters from the query string; a trainer must name a cohort they manage."""
+def _report_filters() -> reports.Filters:
+    """Filters from the query string.
+
+    A trainer must name a cohort they manage, and sees only the quizzes assigned to it
+    (what learners agree to share when they join) and only their own cohorts' names.
+    Admins may leave the cohort out to cover everyone.
+    """
+    admin = current_user.has_role("admin")
     cohort = None
     if request.args.get("cohort"):
-        cohort = _cohort(request.args.get("cohort", type=int) or 0)
-    elif not current_user.has_role("admin"):
+        cohort = _cohort(_id_arg("cohort"))
+    elif not admin:
         abort(403)
     quiz = None
     if request.args.get("quiz"):
         quiz = db.first_or_404(sa.select(Quiz).where(Quiz.slug == request.args["quiz"]))
-    elif require_quiz:
-        abort(404)
+    limits = {}
+    if not admin:
+        assigned = tuple(a.quiz_id for a in cohort.assignments)
+        if quiz is not None and quiz.id not in assigned:
+            abort(404)
+        limits = {"quiz_ids": assigned, "cohort_owner_id": current_user.id}
     return reports.Filters.of(
-        cohort, quiz, day_arg("since"), day_arg("until", next_day=True)
+        cohort, quiz, _date_arg("since"), _date_arg("until", next_day=True), **limits
     )
+
+
+def _date_arg(name: str, *, next_day: bool = False) -> datetime | None:
+    """A date filter; a malformed one is a 400 rather than silently "all dates"."""
+    value = day_arg(name, next_day=next_day)
+    if value is None and request.args.get(name):
+        abort(400)
+    return value
+
+
+def _id_arg(name: str) -> int:
+    value = request.args.get(name, type=int)
+    if value is None or not 0 < value <= MAX_ID:
+        abort(404)
+    return value
 
 
 def _range(form: ResultsFilterForm) -> tuple[datetime | None, datetime | None]:
-    since = parse_day(form.since.data.isoformat()) if form.since.data else None
-    until = (
-        parse_day(form.until.data.isoformat(), next_day=True)
-        if form.until.data
-        else None
-    )
-    return since, until
+    """The form's days as [start of since, end of until); an unusable day is no bound."""
+
+    def bound(day, next_day=False):
+        try:
+            return parse_day(day.isoformat(), next_day=next_day) if day else None
+        except ValueError:
+            return None
+
+    return bound(form.since.data), bound(form.until.data, next_day=True)
 
 
 class _Page:
