@@ -19,15 +19,7 @@ from .extensions import db
 from .models import BankUpload, Question, QuestionRevision, Quiz, User
 from .querying import LIKE_ESCAPE, contains_pattern
 
-QUIZ_FIELDS = (
-    "title",
-    "theme",
-    "description",
-    "questions_per_attempt",
-    "shuffle",
-    "time_limit_minutes",
-    "pass_mark",
-)
+QUIZ_FIELDS = banks.QUIZ_FIELDS
 
 
 class AuthoringError(Exception):

@@ -35,6 +35,16 @@ MAX_DEPTH = 8
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$")
 DEFAULT_POINTS = {"easy": 1, "medium": 2, "hard": 3}
 MIN_CHOICES, MAX_CHOICES = 2, 8
+# A quiz's own fields, the same in a bank file (with its settings) and the admin form.
+QUIZ_FIELDS = (
+    "title",
+    "theme",
+    "description",
+    "questions_per_attempt",
+    "shuffle",
+    "time_limit_minutes",
+    "pass_mark",
+)
 
 BANK_KEYS = {"id", "title", "theme", "description", "settings", "questions"}
 SETTINGS_KEYS = {"questions_per_attempt", "shuffle", "time_limit_minutes", "pass_mark"}
@@ -765,15 +775,7 @@ def _sync_bank(bank: BankData, report: SyncReport, publish_new: bool) -> None:
         quiz = Quiz(slug=bank.slug, is_published=publish_new)
         db.session.add(quiz)
         report.new_banks.append(bank.slug)
-    for name in (
-        "title",
-        "theme",
-        "description",
-        "questions_per_attempt",
-        "shuffle",
-        "time_limit_minutes",
-        "pass_mark",
-    ):
+    for name in QUIZ_FIELDS:
         if getattr(quiz, name) != getattr(bank, name):
             setattr(quiz, name, getattr(bank, name))
     db.session.flush()

@@ -43,6 +43,15 @@ def correct_ids(app, attempt_id, position):
         ]
 
 
+def answer_first_and_finish(client, app, attempt_id):
+    """Answer question 1 right, then finish: 1 of 6 points."""
+    client.post(
+        f"/attempts/{attempt_id}/questions/1",
+        data={"choice": correct_ids(app, attempt_id, 1)},
+    )
+    client.post(f"/attempts/{attempt_id}/finish")
+
+
 def test_catalogue_lists_published_quizzes(client, quiz):
     html = client.get("/").get_data(as_text=True)
     assert "Test bank alpha" in html
@@ -378,11 +387,7 @@ def test_unpublished_quiz_is_hidden(client, app, quiz):
 def test_catalogue_shows_my_best_score(client, app, quiz):
     become_guest(client)
     attempt_id = start(client)
-    client.post(
-        f"/attempts/{attempt_id}/questions/1",
-        data={"choice": correct_ids(app, attempt_id, 1)},
-    )
-    client.post(f"/attempts/{attempt_id}/finish")
+    answer_first_and_finish(client, app, attempt_id)
     html = client.get("/").get_data(as_text=True)
     assert "Your best" in html and "1 / 6" in html
 
@@ -452,11 +457,7 @@ def test_any_answer_to_a_finished_attempt_gets_409(client, quiz):
 def test_finishing_early_does_not_reveal_unanswered_answers(client, app, quiz):
     become_guest(client)
     attempt_id = start(client)
-    client.post(
-        f"/attempts/{attempt_id}/questions/1",
-        data={"choice": correct_ids(app, attempt_id, 1)},
-    )
-    client.post(f"/attempts/{attempt_id}/finish")
+    answer_first_and_finish(client, app, attempt_id)
     html = client.get(f"/attempts/{attempt_id}/results").get_data(as_text=True)
     assert html.count("Correct answer") == 1  # only the answered question's
     assert "HTTPS listens on 443" in html  # its explanation
