@@ -7,6 +7,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from . import events
 from .extensions import db
 from .models import AuditEvent, User
 from .querying import user_matches
@@ -20,7 +21,16 @@ def record(
     summary: str,
     **details,
 ) -> AuditEvent:
-    """Add an event to the log (the caller commits it with the change it describes)."""
+    """Add an event to the log (the caller commits it with the change it describes).
+
+    Every audited change is also a security event on the ``quiz.security`` log.
+    """
+    events.log(
+        action,
+        actor=actor.id if actor is not None else "cli",
+        target=f"{target_type}:{target_id}",
+        summary=summary,
+    )
     event = AuditEvent(
         actor_id=actor.id if actor is not None else None,
         action=action,

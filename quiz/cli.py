@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.cli import AppGroup
 
-from . import accounts, audit, banks, config, exports, reports, sqlite
+from . import accounts, audit, banks, config, events, exports, reports, sqlite
 from .extensions import db
 from .models import ROLES, Cohort, Quiz, User
 from .paging import parse_day
@@ -21,6 +21,8 @@ users_cli = AppGroup("users", help="Create and manage accounts.")
 
 
 def init_app(app: Flask) -> None:
+    # check-deploy is a plugin command (setup.cfg), so it runs when the app itself
+    # would refuse to start.
     app.cli.add_command(banks_cli)
     app.cli.add_command(users_cli)
     app.cli.add_command(export_cli)
@@ -63,6 +65,9 @@ def load_command(paths: tuple[str, ...]) -> None:
             db.session.rollback()
             _fail(exc)
         db.session.commit()
+    events.log(
+        "bank-load", banks=",".join(b.slug for b in parsed), by=getpass.getuser()
+    )
     for bank in parsed:
         status = "new" if bank.slug in report.new_banks else "synced"
         click.echo(f"{bank.slug}: {status}, {report.summary(bank.slug)}")
@@ -269,3 +274,22 @@ def _export_command(kind: str):
 
 export_attempts = _export_command("attempts")
 export_responses = _export_command("responses")
+
+
+@click.command("check-deploy")
+def check_deploy_command() -> None:
+    """Report whether the QUIZ_* settings are safe for production, without starting.
+
+    Exits 1 and names every unsafe setting, exactly as a production start would.
+    """
+    settings = config.deployment_settings(str(config.PROJECT_ROOT / "instance"))
+    problems = config.check_production(settings)
+    if settings.get("ENV") != "production":
+        click.echo(
+            f"Note: QUIZ_ENV is {settings.get('ENV')!r}; checked as for production."
+        )
+    for problem in problems:
+        click.echo(f"FAIL {problem}", err=True)
+    if problems:
+        raise click.ClickException(f"{len(problems)} setting(s) unsafe for production.")
+    click.echo("OK: these settings are safe for production.")

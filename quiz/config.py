@@ -35,6 +35,12 @@ def defaults(instance_path: str, env: str = "development") -> dict:
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SAMESITE": "Lax",
         "REMEMBER_COOKIE_SECURE": production,
+        # Browsers accept __Host- cookies only over HTTPS, for this host and path "/":
+        # no subdomain or plain-HTTP page can set or shadow them.
+        "SESSION_COOKIE_NAME": "__Host-session" if production else "session",
+        "REMEMBER_COOKIE_NAME": "__Host-remember_token"
+        if production
+        else "remember_token",
         "WTF_CSRF_TIME_LIMIT": None,
         "LEADERBOARD_PAGE_SIZE": 20,
         "REMEMBER_COOKIE_DURATION": 14 * 24 * 3600,
@@ -53,6 +59,9 @@ def defaults(instance_path: str, env: str = "development") -> dict:
         "PERMANENT_SESSION_LIFETIME": 90 * 24 * 3600,
         # How many proxies in front of the app set X-Forwarded-For (0: none).
         "PROXY_HOPS": 0,
+        # Worker processes per app server (default: $WEB_CONCURRENCY, else 1); production
+        # checks the rate-limit store against it.
+        "WORKERS": None,
     }
 
 
@@ -80,6 +89,15 @@ def check_production(config: dict) -> list[str]:
         )
     if config.get("DEBUG"):
         problems.append("QUIZ_DEBUG must be off in production")
+    workers = int(config.get("WORKERS") or os.environ.get("WEB_CONCURRENCY") or 1)
+    if workers > 1 and str(config.get("RATELIMIT_STORAGE_URI", "")).startswith(
+        "memory"
+    ):
+        problems.append(
+            f"QUIZ_RATELIMIT_STORAGE_URI must be shared (redis://...) with {workers} "
+            "workers (QUIZ_WORKERS / WEB_CONCURRENCY): per-process counts let every "
+            "worker allow the whole limit"
+        )
     if not config.get("SESSION_COOKIE_SECURE") or not config.get(
         "REMEMBER_COOKIE_SECURE"
     ):
@@ -88,6 +106,25 @@ def check_production(config: dict) -> list[str]:
             "(serve production over HTTPS)"
         )
     return problems
+
+
+def deployment_settings(instance_path: str, environ=os.environ) -> dict:
+    """The settings production would start with, read from ``QUIZ_*`` variables, for
+    ``check-deploy`` (which must report problems rather than refuse to run)."""
+    from flask import Config
+
+    settings = Config(instance_path)
+    settings.from_mapping(
+        defaults(instance_path, environ.get("QUIZ_ENV", "production"))
+    )
+    for key, raw in environ.items():
+        if key.startswith("QUIZ_"):
+            try:
+                value = json.loads(raw)
+            except ValueError:
+                value = raw
+            settings[key[len("QUIZ_") :]] = value
+    return dict(settings)
 
 
 def normalise_database_url(url: str) -> str:

@@ -6,12 +6,13 @@ import math
 import time
 from http import HTTPStatus
 
-from flask import Flask, current_app, render_template
+from flask import Flask, current_app, render_template, request
 from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from .extensions import db, limiter
+from .security import request_id
 
 MESSAGES = {
     400: "The request could not be understood.",
@@ -43,6 +44,7 @@ def render_error(code: int, message: str | None = None, title: str | None = None
         code=code,
         title=title or phrase,
         message=message or MESSAGES.get(code, ""),
+        request_id=request_id(),
     )
     return body, code
 
@@ -93,5 +95,11 @@ def _http_error(error: HTTPException):
 def _server_error(error: InternalServerError):
     db.session.rollback()
     original = getattr(error, "original_exception", None) or error
-    current_app.logger.error("Unhandled error", exc_info=original)
+    current_app.logger.error(
+        "Unhandled error [request %s] on %s %s",
+        request_id(),
+        request.method,
+        request.path,
+        exc_info=original,
+    )
     return render_error(500)

@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import hmac
+import logging
+import secrets
 from urllib.parse import urlsplit
 
-from flask import Flask, abort, flash, redirect, request, url_for
+from flask import (
+    Flask,
+    abort,
+    flash,
+    g,
+    has_request_context,
+    redirect,
+    request,
+    url_for,
+)
 from flask_login import current_user
 
+from . import events
 from .extensions import db, login_manager
 from .models import User
 
@@ -31,12 +43,48 @@ SECURITY_HEADERS = {
 }
 
 
+NO_STORE_BLUEPRINTS = frozenset({"auth", "admin", "trainer"})
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds the current request's id to log records (``-`` outside requests)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id() if has_request_context() else "-"
+        return True
+
+
 def init_app(app: Flask) -> None:
+    _configure_logging(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Sign in, or play as a guest, to continue."
     login_manager.login_message_category = "info"
     login_manager.session_protection = "basic"
     app.after_request(_set_security_headers)
+
+
+def _configure_logging(app: Flask) -> None:
+    """Request ids on every app and security log line; security events to stderr."""
+    request_ids = RequestIdFilter()
+    app.logger.addFilter(request_ids)
+    security = logging.getLogger("quiz.security")
+    security.addFilter(request_ids)
+    security.setLevel(logging.INFO)
+    if not security.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(
+            logging.Formatter(
+                "[%(asctime)s] %(levelname)s %(name)s [%(request_id)s] %(message)s"
+            )
+        )
+        security.addHandler(handler)
+
+
+def request_id() -> str:
+    """This request's id (made on first use), for logs, error pages and a header."""
+    if "request_id" not in g:
+        g.request_id = secrets.token_hex(8)
+    return g.request_id
 
 
 @login_manager.user_loader
@@ -80,6 +128,13 @@ def require_role(role: str):
         if not current_user.is_authenticated or current_user.is_guest:
             return login_manager.unauthorized()
         if not current_user.has_role(role):
+            events.log(
+                "access-denied",
+                user=current_user.id,
+                role=current_user.role,
+                needs=role,
+                path=request.path,
+            )
             abort(403)
         return None
 
@@ -89,6 +144,10 @@ def require_role(role: str):
 def _set_security_headers(response):
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
+    response.headers["X-Request-ID"] = request_id()
+    if request.blueprint in NO_STORE_BLUEPRINTS:
+        # Personal and administrative pages (and exports) must not linger in caches.
+        response.headers["Cache-Control"] = "no-store"
     if request.is_secure:
         response.headers.setdefault(
             "Strict-Transport-Security", "max-age=31536000; includeSubDomains"

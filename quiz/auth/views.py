@@ -16,7 +16,7 @@ from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy.orm import selectinload
 
-from .. import accounts, throttle
+from .. import accounts, events, throttle
 from ..errors import rate_limited_page
 from ..extensions import db, limiter
 from ..forms import apply_error
@@ -59,14 +59,26 @@ def login():
         try:
             reservation = throttle.reserve_sign_in(email, get_remote_address())
         except throttle.Throttled as exc:
+            events.log(
+                "sign-in", result="throttled", email=email, address=get_remote_address()
+            )
             return rate_limited_page(exc.retry_after)
         try:
             user = accounts.authenticate(email, form.password.data)
         except accounts.AccountError as exc:
-            current_app.logger.info("Sign-in failed from %s", get_remote_address())
+            events.log(
+                "sign-in",
+                result="failure",
+                email=email,
+                address=get_remote_address(),
+                reason=type(exc).__name__,
+            )
             form.form_errors.append(str(exc))
         else:
             reservation.release()  # only failures count
+            events.log(
+                "sign-in", result="success", user=user.id, address=get_remote_address()
+            )
             if current_user.is_authenticated and current_user.is_guest:
                 accounts.merge_guest(current_user, user)
             db.session.commit()
