@@ -289,7 +289,13 @@ def read_yaml(raw: bytes, filename: str):
         raise BankError(
             [Problem(filename, f"not UTF-8 text (byte {exc.start})", line=line)]
         ) from None
-    loader = _StrictLoader(text)
+    try:
+        loader = _StrictLoader(text)  # checks every character up front
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow
+        line = text[: exc.position].count("\n") + 1
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        message = f"character U+{code:04X} is not allowed in YAML"
+        raise BankError([Problem(filename, message, line=line)]) from None
     try:
         node = loader.get_single_node()
         if node is None:

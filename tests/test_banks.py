@@ -157,6 +157,10 @@ def test_every_problem_is_listed_not_just_the_first():
             "YAML tag tag:yaml.org,2002:binary is not allowed",
         ),
         (b"id: a\nid: b\n", "bank.yaml:2: duplicate key 'id'"),
+        (
+            b"id: a\ntitle: \x00\n",
+            "bank.yaml:2: character U+0000 is not allowed in YAML",
+        ),
         (b"x: " + b"[" * 40 + b"]" * 40 + b"\n", "nesting is too deep"),
     ],
 )
