@@ -1,5 +1,6 @@
 # make run  - set up .venv, create/upgrade the SQLite database, load the banks, serve
 # make test - set up .venv with the test tools and run the whole suite
+# make security - bandit, then sqlmap and wapiti against the app on loopback
 PYTHON ?= python3
 VENV ?= .venv
 HOST ?= 127.0.0.1
@@ -7,7 +8,7 @@ PORT ?= 5000
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app quiz
 
-.PHONY: run test lint format check-banks clean
+.PHONY: run test lint format security check-banks clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +37,11 @@ lint: $(VENV)/.installed-test
 format: $(VENV)/.installed-test
 	$(BIN)/ruff format quiz tests bench
 	$(BIN)/ruff check --fix quiz tests bench
+
+# bandit over the code, then sqlmap and wapiti (Debian packages) against the app on loopback
+security: $(VENV)/.installed-test
+	$(BIN)/bandit -q -r quiz -x quiz/migrations
+	$(BIN)/python .ci/security-scan
 
 check-banks: $(VENV)/.installed-app
 	$(FLASK) banks check

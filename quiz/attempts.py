@@ -89,7 +89,7 @@ def start(user: User, quiz: Quiz, *, rng: random.Random | None = None) -> Attemp
     """
     if not quiz.is_published:
         raise QuizUnavailable("This quiz is not available.")
-    rng = rng or random.Random()
+    rng = rng or random.SystemRandom()
     current = open_attempt(user, quiz)
     now = utcnow()
     if current is not None:

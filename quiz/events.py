@@ -25,6 +25,7 @@ def neutralise(value: object) -> str:
 
 
 def log(event: str, **fields: object) -> None:
-    """Log ``event`` with ``key=value`` fields, each neutralised."""
+    """Log ``event`` with ``key=value`` fields, each neutralised (and the request id,
+    which the app's log filter adds to every record)."""
     details = " ".join(f"{key}={neutralise(value)!s}" for key, value in fields.items())
-    logger.info("%s %s", event, details)
+    logger.info("%s %s", event, details, extra={"event": event})

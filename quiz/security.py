@@ -64,20 +64,14 @@ def init_app(app: Flask) -> None:
 
 
 def _configure_logging(app: Flask) -> None:
-    """Request ids on every app and security log line; security events to stderr."""
+    """Request ids on app and security log records. Security events propagate to the
+    app's logger ("quiz"), so they go wherever the deployment sends its logs."""
     request_ids = RequestIdFilter()
     app.logger.addFilter(request_ids)
     security = logging.getLogger("quiz.security")
     security.addFilter(request_ids)
     security.setLevel(logging.INFO)
-    if not security.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(
-            logging.Formatter(
-                "[%(asctime)s] %(levelname)s %(name)s [%(request_id)s] %(message)s"
-            )
-        )
-        security.addHandler(handler)
+    app.logger.setLevel(min(app.logger.getEffectiveLevel(), logging.INFO))
 
 
 def request_id() -> str:

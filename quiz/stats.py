@@ -28,7 +28,7 @@ import re
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from xml.sax.saxutils import escape
+from html import escape
 
 TOO_EASY = 0.9
 TOO_HARD = 0.2
