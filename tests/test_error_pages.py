@@ -36,8 +36,14 @@ def test_403(app, client):
     check_page(client.get("/admin/"), 403, "You do not have permission")
 
 
-def test_404(client):
-    check_page(client.get("/no/such/page"), 404, "There is nothing at this address")
+def test_404_is_logged_with_its_request_id(client, caplog):
+    with caplog.at_level(logging.INFO, logger="quiz"):
+        response = client.get("/no/such/page")
+    check_page(response, 404, "There is nothing at this address")
+    assert any(
+        response.headers["X-Request-ID"] in r.getMessage() and "404" in r.getMessage()
+        for r in caplog.records
+    )
 
 
 def test_405(client):

@@ -124,7 +124,7 @@ def account():
 @bp.route("/password", methods=["GET", "POST"])
 @login_required
 @limiter.limit(
-    lambda: current_app.config["RATELIMIT_PASSWORD_CHANGE"],
+    lambda: current_app.config["RATELIMIT_ACCOUNT_CHANGES"],
     key_func=lambda: f"user:{current_user.id}",
     methods=["POST"],
 )
