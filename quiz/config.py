@@ -80,14 +80,14 @@ def load_secret_key(instance_path: str) -> str:
 def check_production(config: dict) -> list[str]:
     """List what makes these settings unsafe for production (empty when they are fine)."""
     problems = []
-    key = config.get("SECRET_KEY") or ""
+    key = str(config.get("SECRET_KEY") or "")  # an all-digit key arrives as a number
     if len(key) < MIN_SECRET_LENGTH:
         problems.append(
             f"QUIZ_SECRET_KEY must be set to a random value of at least "
             f"{MIN_SECRET_LENGTH} characters"
         )
     if config.get("DEBUG"):
-        problems.append("QUIZ_DEBUG must be off in production")
+        problems.append("QUIZ_DEBUG (and FLASK_DEBUG) must be off in production")
     workers = int(config.get("WORKERS") or os.environ.get("WEB_CONCURRENCY") or 1)
     if workers > 1 and str(config.get("RATELIMIT_STORAGE_URI", "")).startswith(
         "memory"
@@ -111,11 +111,13 @@ def deployment_settings(instance_path: str, environ=os.environ) -> dict:
     """The settings production would start with, read from ``QUIZ_*`` variables, for
     ``check-deploy`` (which must report problems rather than refuse to run)."""
     from flask import Config
+    from flask.helpers import get_debug_flag
 
     settings = Config(instance_path)
     settings.from_mapping(
         defaults(instance_path, environ.get("QUIZ_ENV", "production"))
     )
+    settings["DEBUG"] = get_debug_flag()  # FLASK_DEBUG, as the app itself would see it
     for key, raw in environ.items():
         if key.startswith("QUIZ_"):
             try:

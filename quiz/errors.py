@@ -11,6 +11,7 @@ from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from . import events
 from .extensions import db, limiter
 from .security import request_id
 
@@ -54,7 +55,7 @@ def _csrf_error(error: CSRFError):
         "HTTP 400 CSRF [request %s] on %s %s",
         request_id(),
         request.method,
-        request.path,
+        events.neutralise(request.path),
     )
     return render_error(
         400,
@@ -65,15 +66,18 @@ def _csrf_error(error: CSRFError):
 
 
 def _rate_limited(error: RateLimitExceeded):
-    current_app.logger.info(
-        "HTTP 429 [request %s] on %s %s", request_id(), request.method, request.path
-    )
     limit = limiter.current_limit
     return rate_limited_page(math.ceil(limit.reset_at - time.time()) if limit else 60)
 
 
 def rate_limited_page(wait: int):
     """The 429 page: how long to wait, also as a Retry-After header."""
+    current_app.logger.info(
+        "HTTP 429 [request %s] on %s %s",
+        request_id(),
+        request.method,
+        events.neutralise(request.path),
+    )
     wait = max(1, wait)
     minutes = math.ceil(wait / 60)
     when = (
@@ -99,7 +103,7 @@ def _http_error(error: HTTPException):
         error.code,
         request_id(),
         request.method,
-        request.path,
+        events.neutralise(request.path),
     )
     body, code = render_error(error.code)
     headers = {}
@@ -115,7 +119,7 @@ def _server_error(error: InternalServerError):
         "Unhandled error [request %s] on %s %s",
         request_id(),
         request.method,
-        request.path,
+        events.neutralise(request.path),
         exc_info=original,
     )
     return render_error(500)

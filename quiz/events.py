@@ -27,5 +27,11 @@ def neutralise(value: object) -> str:
 def log(event: str, **fields: object) -> None:
     """Log ``event`` with ``key=value`` fields, each neutralised (and the request id,
     which the app's log filter adds to every record)."""
+    from flask import has_request_context
+
+    if has_request_context():
+        from .security import request_id
+
+        fields = {"request": request_id(), **fields}
     details = " ".join(f"{key}={neutralise(value)!s}" for key, value in fields.items())
-    logger.info("%s %s", event, details, extra={"event": event})
+    logger.info("%s %s", event, details)

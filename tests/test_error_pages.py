@@ -90,3 +90,11 @@ def test_500_logs_the_error_with_the_request_id(app, client, monkeypatch, caplog
     assert "internal detail" not in response.get_data(as_text=True)
     request_id = response.headers["X-Request-ID"]
     assert any(request_id in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+def test_a_newline_in_the_path_cannot_forge_a_log_line(client, caplog):
+    with caplog.at_level(logging.INFO, logger="quiz"):
+        client.get("/nope%0aHTTP 200 [request deadbeef] on GET /forged")
+    lines = [r.getMessage() for r in caplog.records if "HTTP 404" in r.getMessage()]
+    assert lines and all("\n" not in line for line in lines)
+    assert "\\n" in lines[0]

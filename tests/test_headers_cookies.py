@@ -88,3 +88,22 @@ def test_production_cookies_are_secure_and_host_prefixed(app_config, tmp_path):
         if cookie.startswith("__Host-"):
             assert "Secure" in cookie and "HttpOnly" in cookie and "Path=/" in cookie
             assert "Domain=" not in cookie
+
+
+def test_exports_are_not_stored(app, client):
+    with app.app_context():
+        make_account()
+    client.post(
+        "/auth/login", data={"email": "admin@example.org", "password": PASSWORD}
+    )
+    for url in (
+        "/trainer/export/attempts.csv",
+        "/trainer/export/attempts.xlsx",
+        "/trainer/statistics",
+        "/static/css/app.css",
+    ):
+        response = client.get(url)
+        response.close()
+        assert "Content-Security-Policy" in response.headers, url
+        if not url.startswith("/static"):
+            assert response.headers["Cache-Control"] == "no-store", url
