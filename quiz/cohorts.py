@@ -58,23 +58,6 @@ def managed_cohorts(user: User) -> sa.Select:
     return statement
 
 
-def can_see_player(viewer: User, player_id: int) -> bool:
-    """Admins see everyone; a trainer sees members of the cohorts they own."""
-    if viewer.has_role("admin"):
-        return True
-    if not viewer.has_role("trainer"):
-        return False
-    return (
-        db.session.scalar(
-            sa.select(CohortMember.user_id)
-            .join(Cohort, Cohort.id == CohortMember.cohort_id)
-            .where(CohortMember.user_id == player_id, Cohort.owner_id == viewer.id)
-            .limit(1)
-        )
-        is not None
-    )
-
-
 def is_member(user: User, cohort: Cohort) -> bool:
     return db.session.get(CohortMember, (cohort.id, user.id)) is not None
 

@@ -1,4 +1,4 @@
-"""Query pieces shared by the search boxes of admin and trainer pages."""
+"""Query pieces shared by the search boxes of the admin pages (users, audit log)."""
 
 from __future__ import annotations
 
