@@ -126,3 +126,14 @@ def population(app):
             role: make_account(f"{role}@example.org", role=role).id
             for role in ("player", "trainer", "admin")
         }
+
+
+@pytest.fixture
+def admin(app, client, auth):
+    """The test client, signed in as an admin."""
+    from tests.factories import make_account
+
+    with app.app_context():
+        make_account(name="Ada Admin")
+    auth.login()
+    return client

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import textwrap
 
 from quiz import accounts, banks, players
@@ -84,3 +85,12 @@ def make_player(name="Alice") -> User:
     player = players.create_guest(name)
     db.session.commit()
     return player
+
+
+def upload_bank(client, content: bytes, filename="bank.yaml"):
+    """Upload a bank file through the admin import form."""
+    return client.post(
+        "/admin/imports",
+        data={"bank": (io.BytesIO(content), filename)},
+        content_type="multipart/form-data",
+    )

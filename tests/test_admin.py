@@ -1,6 +1,5 @@
 """Admin authoring through the test client: quizzes, questions, bank files, users."""
 
-import io
 import re
 
 import pytest
@@ -9,15 +8,16 @@ import sqlalchemy as sa
 from quiz import attempts
 from quiz.extensions import db
 from quiz.models import Attempt, AuditEvent, BankUpload, Question, Quiz, User
-from tests.factories import PASSWORD, bank_yaml, make_account, make_player, make_quiz
-
-
-@pytest.fixture
-def admin(app, client, auth):
-    with app.app_context():
-        make_account(name="Ada Admin")
-    auth.login()
-    return client
+from tests.factories import (
+    PASSWORD,
+    bank_yaml,
+    make_account,
+    make_player,
+    make_quiz,
+)
+from tests.factories import (
+    upload_bank as upload,
+)
 
 
 def count(app, model, *where):
@@ -307,14 +307,6 @@ def test_quiz_settings_edit_unpublish_archive_restore(admin, app):
     ]
 
 
-def upload(client, content: bytes, filename="bank.yaml"):
-    return client.post(
-        "/admin/imports",
-        data={"bank": (io.BytesIO(content), filename)},
-        content_type="multipart/form-data",
-    )
-
-
 def test_upload_review_and_confirm_an_import(admin, app):
     response = upload(admin, bank_yaml("gamma").encode())
     assert response.status_code == 302
@@ -398,34 +390,6 @@ def test_upload_of_a_changed_bank_shows_the_summary(admin, app):
     admin.post(f"/admin/imports/{upload_id}/discard")
     assert count(app, BankUpload) == 0 and count(app, Question) == 3
     assert audit_actions(app) == ["bank.upload", "bank.discard"]
-
-
-@pytest.mark.parametrize(
-    ("content", "filename", "message"),
-    [
-        (
-            bank_yaml("gamma").replace("type: single", "type: essay").encode(),
-            "g.yaml",
-            "unknown type",
-        ),
-        (b"id: [broken", "g.yaml", "invalid YAML"),
-        (b"id: x\n", "bank.txt", "Upload a .yaml or .yml bank file."),
-        (b"# " + b"x" * 600_000, "big.yaml", "the limit is 524,288"),
-    ],
-)
-def test_bad_uploads_list_problems_and_import_nothing(
-    admin, app, content, filename, message
-):
-    response = upload(admin, content, filename)
-    assert response.status_code == 422
-    assert message in response.get_data(as_text=True)
-    assert count(app, Quiz) == 0 and count(app, BankUpload) == 0
-
-
-def test_upload_above_the_request_limit_gets_413(admin, app):
-    response = upload(admin, b"x" * (app.config["MAX_CONTENT_LENGTH"] + 1))
-    assert response.status_code == 413
-    assert "The upload is too large." in response.get_data(as_text=True)
 
 
 def test_upload_cannot_take_questions_from_another_quiz(admin, app):
