@@ -50,13 +50,19 @@ def render_error(code: int, message: str | None = None, title: str | None = None
     return body, code
 
 
-def _csrf_error(error: CSRFError):
+def _log_error(status) -> None:
+    """One line per error response, with the request id its page shows."""
     current_app.logger.info(
-        "HTTP 400 CSRF [request %s] on %s %s",
+        "HTTP %s [request %s] on %s %s",
+        status,
         request_id(),
         request.method,
         events.neutralise(request.path),
     )
+
+
+def _csrf_error(error: CSRFError):
+    _log_error("400 CSRF")
     return render_error(
         400,
         "The form had expired or did not come from this site. "
@@ -72,12 +78,7 @@ def _rate_limited(error: RateLimitExceeded):
 
 def rate_limited_page(wait: int):
     """The 429 page: how long to wait, also as a Retry-After header."""
-    current_app.logger.info(
-        "HTTP 429 [request %s] on %s %s",
-        request_id(),
-        request.method,
-        events.neutralise(request.path),
-    )
+    _log_error("429")
     wait = max(1, wait)
     minutes = math.ceil(wait / 60)
     when = (
@@ -98,13 +99,7 @@ def _http_error(error: HTTPException):
         return _server_error(error)
     if error.code is None or error.code < 400:
         return error
-    current_app.logger.info(
-        "HTTP %s [request %s] on %s %s",
-        error.code,
-        request_id(),
-        request.method,
-        events.neutralise(request.path),
-    )
+    _log_error(error.code)
     body, code = render_error(error.code)
     headers = {}
     if error.code == 405 and getattr(error, "valid_methods", None):
