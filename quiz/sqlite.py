@@ -4,7 +4,8 @@ A deferred SQLite transaction that first reads and then writes can fail at once 
 "database is locked" when another writer got there first; waiting does not help it.
 Requests that change state (anything but GET, HEAD, OPTIONS) and CLI writers inside
 ``write_intent()`` therefore begin with ``BEGIN IMMEDIATE``, which waits for the
-write lock (busy timeout) before reading.
+write lock (busy timeout) before reading. A connection goes back to the pool with no
+transaction open, even after a COMMIT that failed.
 """
 
 from __future__ import annotations
@@ -61,6 +62,19 @@ def configure(engine: Engine) -> None:
         connection.exec_driver_sql(
             "BEGIN IMMEDIATE" if _wants_write_lock() else "BEGIN"
         )
+
+    @event.listens_for(engine, "reset")
+    def _on_reset(dbapi_connection, _record, _state):
+        # A COMMIT that fails with "database is locked" leaves SQLite's transaction
+        # open, with its rows and its write lock, while SQLAlchemy counts it as ended.
+        # A session closed without an explicit rollback (Flask-SQLAlchemy's teardown
+        # after the error) then hands the connection back as "already reset" and the
+        # pool skips its own rollback: the connection would sit in the pool holding
+        # the write lock, and the next request on it would fail to BEGIN. Whatever is
+        # still open is rolled back here, before the pool takes the connection back
+        # (a ROLLBACK that fails makes the pool discard the connection instead).
+        if dbapi_connection.in_transaction:
+            dbapi_connection.rollback()
 
 
 def _is_memory(engine: Engine) -> bool:
