@@ -65,9 +65,10 @@ def register_extensions(app: Flask) -> None:
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             sqlite.configure(db.engine)
-    from . import security
+    from . import leaderboard, security
 
     security.init_app(app)
+    leaderboard.init_app(app)
 
 
 class BoundedIntConverter(IntegerConverter):

@@ -16,7 +16,6 @@ from .extensions import db
 from .models import (
     ROLES,
     Attempt,
-    BestScore,
     PlayerTotal,
     User,
     new_session_token,
@@ -165,7 +164,7 @@ def merge_guest(guest: User, account: User) -> int:
         if attempt.finished_at is None and attempt.quiz_id in account_open:
             attempts.finish(attempt)
     quiz_ids = {a.quiz_id for a in guest_attempts}
-    db.session.execute(sa.delete(BestScore).where(BestScore.user_id == guest.id))
+    leaderboard.remove_bests(guest.id)
     db.session.execute(sa.delete(PlayerTotal).where(PlayerTotal.user_id == guest.id))
     db.session.execute(
         sa.update(Attempt).where(Attempt.user_id == guest.id).values(user_id=account.id)

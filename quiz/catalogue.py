@@ -1,4 +1,10 @@
-"""The catalogue: published quizzes with what a player needs to choose one."""
+"""The catalogue: published quizzes with what a player needs to choose one.
+
+The list of published quizzes and their question counts changes only when someone
+edits content, so each process keeps a snapshot of it and reads it again when the
+content stamp (one small query) says it changed. The player's own part, best scores
+and open attempts, is one query per page.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +13,35 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from .extensions import db
-from .models import Attempt, BestScore, Question, Quiz, User, utcnow
+from .leaderboard import cached
+from .models import Attempt, BestScore, Question, QuestionRevision, Quiz, User, utcnow
+
+
+@dataclass(frozen=True)
+class QuizInfo:
+    """What a card shows of a quiz (a snapshot: safe to keep between requests)."""
+
+    id: int
+    slug: str
+    title: str
+    theme: str
+    description: str
+    questions_per_attempt: int | None
+    time_limit_minutes: int
+    pass_mark: int
+
+
+@dataclass(frozen=True)
+class Best:
+    score: float
+    max_score: float
 
 
 @dataclass(frozen=True)
 class Card:
-    quiz: Quiz
+    quiz: QuizInfo | Quiz
     question_count: int
-    best: BestScore | None
+    best: Best | None
     open_attempt_id: int | None
 
     @property
@@ -25,47 +52,99 @@ class Card:
 
 
 def cards(player: User | None) -> list[Card]:
-    """Every published quiz, by title, with the player's best score and open attempt."""
-    quizzes = db.session.scalars(
-        sa.select(Quiz).where(Quiz.is_published.is_(True)).order_by(Quiz.title)
-    ).all()
-    return [card for card in _cards(quizzes, player) if card.question_count]
+    """Every published quiz with questions, by title, with the player's best score
+    and open attempt."""
+    published = cached(("catalogue", _content_stamp()), _published)
+    bests, open_ids = _player_part(player, [quiz.id for quiz, _ in published])
+    return [
+        Card(quiz, count, bests.get(quiz.id), open_ids.get(quiz.id))
+        for quiz, count in published
+    ]
 
 
 def card(quiz: Quiz, player: User | None) -> Card:
-    return _cards([quiz], player)[0]
+    counts = _question_counts([quiz.id])
+    bests, open_ids = _player_part(player, [quiz.id])
+    return Card(quiz, counts.get(quiz.id, 0), bests.get(quiz.id), open_ids.get(quiz.id))
 
 
-def _cards(quizzes: list[Quiz], player: User | None) -> list[Card]:
-    ids = [q.id for q in quizzes]
-    counts = dict(
+_LIVE = Question.is_archived.is_(False)
+# Built once: the catalogue runs these on every view, and building a statement costs
+# more than running it.
+_STAMP = sa.select(
+    sa.select(sa.func.count(Quiz.id)).scalar_subquery(),
+    sa.select(sa.func.max(Quiz.updated_at)).scalar_subquery(),
+    sa.select(sa.func.count(Question.id)).where(_LIVE).scalar_subquery(),
+    sa.select(sa.func.sum(Question.id)).where(_LIVE).scalar_subquery(),
+    sa.select(sa.func.max(QuestionRevision.id)).scalar_subquery(),
+)
+_PLAYER_PART = sa.union_all(
+    sa.select(
+        BestScore.quiz_id,
+        BestScore.score,
+        BestScore.max_score,
+        sa.null().label("attempt_id"),
+    ).where(
+        BestScore.user_id == sa.bindparam("user_id"),
+        BestScore.quiz_id.in_(sa.bindparam("quiz_ids", expanding=True)),
+    ),
+    sa.select(Attempt.quiz_id, sa.null(), sa.null(), Attempt.id).where(
+        Attempt.user_id == sa.bindparam("user_id"),
+        Attempt.quiz_id.in_(sa.bindparam("quiz_ids", expanding=True)),
+        Attempt.finished_at.is_(None),
+        sa.or_(Attempt.deadline.is_(None), Attempt.deadline > sa.bindparam("now")),
+    ),
+)
+
+
+def _content_stamp() -> tuple:
+    """Changes whenever the catalogue could: a quiz edited, published, added or
+    removed, a question added, archived or revised."""
+    return tuple(db.session.execute(_STAMP).one())
+
+
+def _published() -> list[tuple[QuizInfo, int]]:
+    rows = db.session.execute(
+        sa.select(
+            Quiz.id,
+            Quiz.slug,
+            Quiz.title,
+            Quiz.theme,
+            Quiz.description,
+            Quiz.questions_per_attempt,
+            Quiz.time_limit_minutes,
+            Quiz.pass_mark,
+        )
+        .where(Quiz.is_published.is_(True))
+        .order_by(Quiz.title)
+    ).all()
+    counts = _question_counts([row.id for row in rows])
+    return [(QuizInfo(*row), counts[row.id]) for row in rows if counts.get(row.id)]
+
+
+def _question_counts(quiz_ids: list[int]) -> dict[int, int]:
+    return dict(
         db.session.execute(
             sa.select(Question.quiz_id, sa.func.count())
-            .where(Question.quiz_id.in_(ids), Question.is_archived.is_(False))
+            .where(Question.quiz_id.in_(quiz_ids), Question.is_archived.is_(False))
             .group_by(Question.quiz_id)
         ).all()
     )
+
+
+def _player_part(
+    player: User | None, quiz_ids: list[int]
+) -> tuple[dict[int, Best], dict[int, int]]:
+    """The player's best scores and open (not timed-out) attempts, in one query."""
+    if player is None or not quiz_ids:
+        return {}, {}
+    rows = db.session.execute(
+        _PLAYER_PART, {"user_id": player.id, "quiz_ids": quiz_ids, "now": utcnow()}
+    )
     best, open_ids = {}, {}
-    if player is not None:
-        best = {
-            b.quiz_id: b
-            for b in db.session.scalars(
-                sa.select(BestScore).where(
-                    BestScore.user_id == player.id, BestScore.quiz_id.in_(ids)
-                )
-            )
-        }
-        open_ids = dict(
-            db.session.execute(
-                sa.select(Attempt.quiz_id, Attempt.id).where(
-                    Attempt.user_id == player.id,
-                    Attempt.quiz_id.in_(ids),
-                    Attempt.finished_at.is_(None),
-                    sa.or_(Attempt.deadline.is_(None), Attempt.deadline > utcnow()),
-                )
-            ).all()
-        )
-    return [
-        Card(q, counts.get(q.id, 0), best.get(q.id), open_ids.get(q.id))
-        for q in quizzes
-    ]
+    for quiz_id, score, max_score, attempt_id in rows:
+        if attempt_id is None:
+            best[quiz_id] = Best(score, max_score)
+        else:
+            open_ids[quiz_id] = attempt_id
+    return best, open_ids

@@ -56,6 +56,10 @@ def defaults(instance_path: str, env: str = "development") -> dict:
         "RATELIMIT_REGISTER": "10 per hour",
         "RATELIMIT_ACCOUNT_CHANGES": "10 per 15 minutes",  # the change-password form
         "PERMANENT_SESSION_LIFETIME": 90 * 24 * 3600,
+        # A permanent session's cookie is re-sent only when the session changes (a
+        # sign-in, a flash message), not re-signed on every page view: it then lasts
+        # PERMANENT_SESSION_LIFETIME from its last change.
+        "SESSION_REFRESH_EACH_REQUEST": False,
         # How many proxies in front of the app set X-Forwarded-For (0: none).
         "PROXY_HOPS": 0,
         # Worker processes per app server (default: $WEB_CONCURRENCY, else 1); production

@@ -21,16 +21,20 @@ each player's best among the attempts finished in the window (an index range on
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from flask import current_app
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from . import scoring
 from .extensions import db
-from .models import Attempt, BestScore, PlayerTotal, User, utcnow
+from .models import Attempt, BestScore, PlayerTotal, Quiz, ScoreTally, User, utcnow
 
 PERIODS = ("all", "week")
 # Sums of scores are rounded to the 4 decimals every stored score has, so that equal
@@ -62,6 +66,8 @@ class Board:
     page: int
     per_page: int
     me: Entry | None
+    # Set on a cached all-time page: identifies these standings for caching more.
+    key: tuple | None = None
 
     @property
     def pages(self) -> int:
@@ -95,6 +101,10 @@ def record_finished(attempt: Attempt) -> bool:
 
 def _store_best(best: BestScore | None, attempt: Attempt) -> None:
     """Make ``attempt`` the player's best on its quiz (creating the row if needed)."""
+    _board_changed(attempt.quiz_id)
+    if best is not None:
+        _tally(attempt.quiz_id, best.score, -1)
+    _tally(attempt.quiz_id, attempt.score, +1)
     if best is None:
         best = BestScore(quiz_id=attempt.quiz_id, user_id=attempt.user_id)
         db.session.add(best)
@@ -104,6 +114,52 @@ def _store_best(best: BestScore | None, attempt: Attempt) -> None:
     best.duration_ms = attempt.duration_ms
     best.finished_at = attempt.finished_at
     db.session.flush()
+
+
+def remove_bests(user_id: int) -> None:
+    """Take a player off every quiz board (their attempts are moving elsewhere)."""
+    bests = db.session.execute(
+        sa.select(BestScore.quiz_id, BestScore.score)
+        .where(BestScore.user_id == user_id)
+        .order_by(BestScore.quiz_id)
+    ).all()
+    for quiz_id, score in bests:
+        _board_changed(quiz_id)
+        _tally(quiz_id, score, -1)
+    db.session.execute(sa.delete(BestScore).where(BestScore.user_id == user_id))
+
+
+def _board_changed(quiz_id: int) -> None:
+    """Mark the quiz's cached standings stale everywhere.
+
+    Also the first write of a finish to the quiz's boards: the quiz row lock orders
+    concurrent finishes on one quiz, so their tally updates cannot deadlock.
+    """
+    db.session.execute(
+        sa.update(Quiz)
+        .where(Quiz.id == quiz_id)
+        .values(board_version=Quiz.board_version + 1, updated_at=Quiz.updated_at)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _tally(quiz_id: int, score: float, change: int) -> None:
+    """Count one more (or one fewer) player with this best score on the quiz."""
+    add_tallies([{"quiz_id": quiz_id, "score": score, "players": change}])
+
+
+def add_tallies(rows: list[dict]) -> None:
+    """Add ``players`` to the tally of each (``quiz_id``, ``score``)."""
+    if not rows:
+        return
+    statement = _insert(ScoreTally)
+    db.session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[ScoreTally.quiz_id, ScoreTally.score],
+            set_={"players": ScoreTally.players + statement.excluded.players},
+        ),
+        rows,
+    )
 
 
 def refresh_total(user_id: int, improved_at: datetime) -> None:
@@ -137,9 +193,14 @@ def _key(row) -> tuple:
 
 def _insert_ignore(model, **values) -> None:
     """INSERT that does nothing when the primary key exists (SQLite and PostgreSQL)."""
-    name = db.session.get_bind().dialect.name
-    insert = postgresql.insert if name == "postgresql" else sqlite_dialect.insert
-    db.session.execute(insert(model).values(**values).on_conflict_do_nothing())
+    db.session.execute(_insert(model).values(**values).on_conflict_do_nothing())
+
+
+def _insert(model):
+    """An INSERT with the database's ON CONFLICT clauses (SQLite and PostgreSQL)."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(model)
+    return sqlite_dialect.insert(model)
 
 
 # --- reading boards -------------------------------------------------------------------
@@ -153,13 +214,36 @@ def quiz_board(
     per_page: int = 20,
     me_id: int | None = None,
     among: sa.Select | None = None,
+    version: int | None = None,
 ) -> Board:
     """One page of a quiz's standings, plus the given player's own entry.
 
     ``among`` (a select of user ids) limits the board to those players, e.g. the
-    members of a cohort; ordering and tie-breaks stay the same.
+    members of a cohort; ordering and tie-breaks stay the same. Given the quiz's
+    ``board_version``, the all-time board's page and ranks come from this process's
+    cache while that version is current.
     """
-    return _board(_quiz_source(quiz_id, period, among), page, per_page, me_id)
+    if period != "all" or among is not None:
+        return _board(_quiz_source(quiz_id, period, among), page, per_page, me_id)
+    tally = _QuizTally(quiz_id)
+    if version is None:
+        return _board(_quiz_source(quiz_id, "all"), page, per_page, me_id, tally)
+    key = ("board", quiz_id, version, page, per_page)
+    board = cached(
+        key,
+        lambda: replace(
+            _board(_quiz_source(quiz_id, "all"), page, per_page, None, tally), key=key
+        ),
+    )
+    if me_id is None:
+        return board
+    me = next((e for e in board.entries if e.user_id == me_id), None)
+    if me is None:
+        me = cached(
+            ("me", quiz_id, version, me_id),
+            lambda: _my_entry(_quiz_source(quiz_id, "all"), me_id, tally),
+        )
+    return replace(board, me=me)
 
 
 def overall_board(
@@ -171,7 +255,7 @@ def overall_board(
 
 def player_rank(quiz_id: int, user_id: int) -> Entry | None:
     """A player's all-time entry (with rank) on one quiz, or None if not ranked."""
-    return _my_entry(_quiz_source(quiz_id, "all"), user_id)
+    return _my_entry(_quiz_source(quiz_id, "all"), user_id, _QuizTally(quiz_id))
 
 
 def _quiz_source(
@@ -270,8 +354,47 @@ def _order(source: sa.Subquery) -> tuple:
     return (c.score.desc(), c.duration_ms, c.finished_at, c.user_id)
 
 
-def _board(source: sa.Subquery, page: int, per_page: int, me_id: int | None) -> Board:
-    total = db.session.scalar(sa.select(sa.func.count()).select_from(source))
+class _QuizTally:
+    """Counts for a quiz's all-time board from its score tallies, without counting
+    the players one by one."""
+
+    def __init__(self, quiz_id: int):
+        self.quiz_id = quiz_id
+
+    def total(self) -> int:
+        return db.session.scalar(
+            sa.select(sa.func.coalesce(sa.func.sum(ScoreTally.players), 0)).where(
+                ScoreTally.quiz_id == self.quiz_id
+            )
+        )
+
+    def ahead(self, source: sa.Subquery, row) -> int:
+        """Players with a higher score, plus those tied on score who rank higher."""
+        higher = db.session.scalar(
+            sa.select(sa.func.coalesce(sa.func.sum(ScoreTally.players), 0)).where(
+                ScoreTally.quiz_id == self.quiz_id, ScoreTally.score > row.score
+            )
+        )
+        c = source.c
+        tied_ahead = db.session.scalar(
+            sa.select(sa.func.count())
+            .select_from(source)
+            .where(c.score == row.score, _better_tie(c, row))
+        )
+        return higher + tied_ahead
+
+
+def _board(
+    source: sa.Subquery,
+    page: int,
+    per_page: int,
+    me_id: int | None,
+    tally: _QuizTally | None = None,
+) -> Board:
+    if tally is not None:
+        total = tally.total()
+    else:
+        total = db.session.scalar(sa.select(sa.func.count()).select_from(source))
     pages = max(1, math.ceil(total / per_page))
     page = min(max(1, page), pages)
     offset = (page - 1) * per_page
@@ -286,11 +409,13 @@ def _board(source: sa.Subquery, page: int, per_page: int, me_id: int | None) -> 
     me = None
     if me_id is not None:
         me = next((e for e in entries if e.user_id == me_id), None)
-        me = me or _my_entry(source, me_id)
+        me = me or _my_entry(source, me_id, tally)
     return Board(entries, total, page, per_page, me)
 
 
-def _my_entry(source: sa.Subquery, user_id: int) -> Entry | None:
+def _my_entry(
+    source: sa.Subquery, user_id: int, tally: _QuizTally | None = None
+) -> Entry | None:
     row = db.session.execute(
         sa.select(source, User.display_name)
         .join(User, User.id == source.c.user_id)
@@ -298,26 +423,74 @@ def _my_entry(source: sa.Subquery, user_id: int) -> Entry | None:
     ).first()
     if row is None:
         return None
+    if tally is not None:
+        return _entry(row, tally.ahead(source, row) + 1)
     c = source.c
     better = sa.or_(
-        c.score > row.score,
-        sa.and_(c.score == row.score, c.duration_ms < row.duration_ms),
-        sa.and_(
-            c.score == row.score,
-            c.duration_ms == row.duration_ms,
-            c.finished_at < row.finished_at,
-        ),
-        sa.and_(
-            c.score == row.score,
-            c.duration_ms == row.duration_ms,
-            c.finished_at == row.finished_at,
-            c.user_id < row.user_id,
-        ),
+        c.score > row.score, sa.and_(c.score == row.score, _better_tie(c, row))
     )
     ahead = db.session.scalar(
         sa.select(sa.func.count()).select_from(source).where(better)
     )
     return _entry(row, ahead + 1)
+
+
+def _better_tie(c, row):
+    """Among equal scores: shorter time, then earlier finish, then lower player id."""
+    return sa.or_(
+        c.duration_ms < row.duration_ms,
+        sa.and_(
+            c.duration_ms == row.duration_ms,
+            sa.or_(
+                c.finished_at < row.finished_at,
+                sa.and_(c.finished_at == row.finished_at, c.user_id < row.user_id),
+            ),
+        ),
+    )
+
+
+class _Cache:
+    """A small least-recently-used cache of standings, per process.
+
+    Keys carry the quiz's ``board_version``, so a finish that changes a best score
+    makes every server miss and read afresh. Entries also expire after ``max_age``
+    seconds, which bounds how long a renamed player keeps an old name on a board.
+    """
+
+    def __init__(self, size: int = 2048, max_age: float = 60.0):
+        self.size = size
+        self.max_age = max_age
+        self._items: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key, compute):
+        now = time.monotonic()
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None and now - found[0] < self.max_age:
+                self._items.move_to_end(key)
+                return found[1]
+        value = compute()
+        with self._lock:
+            self._items[key] = (now, value)
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+def init_app(app) -> None:
+    app.extensions["quiz.boards"] = _Cache()
+
+
+def cached(key, compute):
+    """This process's cached value for ``key``, computed on a miss; keys must carry
+    what makes the value stale (a quiz's ``board_version``)."""
+    return current_app.extensions["quiz.boards"].get(key, compute)
 
 
 def _entry(row, rank: int) -> Entry:
@@ -348,6 +521,8 @@ def rebuild_best(quiz_id: int, user_id: int) -> None:
     best = db.session.get(BestScore, (quiz_id, user_id))
     if best_attempt is None:
         if best is not None:
+            _board_changed(quiz_id)
+            _tally(quiz_id, best.score, -1)
             db.session.delete(best)
         return
     _store_best(best, best_attempt)

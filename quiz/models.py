@@ -103,6 +103,9 @@ class Quiz(db.Model):
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime, default=utcnow, onupdate=utcnow
     )
+    # Goes up whenever a best score on this quiz changes: cached standings of an
+    # older version are stale, on every app server.
+    board_version: Mapped[int] = mapped_column(default=0, server_default="0")
 
     questions: Mapped[list[Question]] = relationship(
         back_populates="quiz", order_by="Question.position"
@@ -267,6 +270,15 @@ class BestScore(db.Model):
     finished_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     user: Mapped[User] = relationship()
+
+
+class ScoreTally(db.Model):
+    """How many players have each best score on a quiz: a rank is then a sum over a
+    few score values plus a count of the ties, whatever the number of players."""
+
+    quiz_id: Mapped[int] = mapped_column(sa.ForeignKey("quiz.id"), primary_key=True)
+    score: Mapped[float] = mapped_column(primary_key=True)
+    players: Mapped[int] = mapped_column(default=0)
 
 
 class PlayerTotal(db.Model):

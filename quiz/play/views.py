@@ -14,6 +14,7 @@ from flask import (
     url_for,
 )
 from flask_login import current_user, login_required, login_user
+from markupsafe import Markup
 
 from .. import attempts, catalogue, leaderboard, players
 from ..errors import render_error
@@ -57,7 +58,12 @@ def quiz(slug: str):
         "play/quiz.html",
         card=catalogue.card(quiz, player),
         form=StartForm(),
-        board=leaderboard.quiz_board(quiz.id, per_page=5, me_id=player and player.id),
+        board=leaderboard.quiz_board(
+            quiz.id,
+            per_page=5,
+            me_id=player and player.id,
+            version=quiz.board_version,
+        ),
     )
 
 
@@ -111,7 +117,7 @@ def answer(attempt_id: int, position: int):
         form.choice.errors = [str(exc)]
         return _render_question(attempt, item, form, status=422)
     db.session.commit()
-    return redirect(url_for("play.question", attempt_id=attempt.id, position=position))
+    return redirect(url_for("play.question", attempt_id=attempt_id, position=position))
 
 
 @bp.post("/attempts/<int:attempt_id>/finish")
@@ -120,7 +126,7 @@ def finish(attempt_id: int):
     attempt = _player_attempt(attempt_id, lock=True)
     attempts.finish(attempt)
     db.session.commit()
-    return redirect(url_for("play.results", attempt_id=attempt.id))
+    return redirect(url_for("play.results", attempt_id=attempt_id))
 
 
 @bp.get("/attempts/<int:attempt_id>/results")
@@ -151,23 +157,62 @@ def overall_leaderboard():
 
 @bp.get("/quizzes/<slug>/leaderboard")
 def quiz_leaderboard(slug: str):
-    quiz = _published_quiz(slug)
+    quiz = _board_quiz(slug)
     period, page = _board_args()
     board = leaderboard.quiz_board(
-        quiz.id, period=period, page=page, per_page=_page_size(), me_id=_me_id()
+        quiz.id,
+        period=period,
+        page=page,
+        per_page=_page_size(),
+        me_id=_me_id(),
+        version=quiz.board_version,
     )
     return render_template(
         "play/leaderboard.html", board=board, period=period, quiz=quiz
     )
 
 
+@bp.app_template_global()
+def board_rows(board: leaderboard.Board, overall: bool = False) -> Markup:
+    """The rows of a board's table. A cached page of standings that the viewer is not
+    on renders once per version of the standings, not once per view."""
+    overall = bool(overall)
+
+    def render() -> Markup:
+        html = render_template("play/_board_rows.html", board=board, overall=overall)
+        return Markup(html)  # nosec B704 - rendered by an autoescaping template
+
+    if board.key is None or board.me_on_page:
+        return render()
+    return leaderboard.cached(("rows", board.key, overall), render)
+
+
 # --- helpers shared by the views above ------------------------------------------------
 
 
+_PUBLISHED_QUIZ = sa.select(Quiz).where(
+    Quiz.slug == sa.bindparam("slug"), Quiz.is_published.is_(True)
+)
+
+
+# The leaderboard needs only these: a row, not a Quiz object, on the busiest page.
+_BOARD_QUIZ = sa.select(Quiz.id, Quiz.slug, Quiz.title, Quiz.board_version).where(
+    Quiz.slug == sa.bindparam("slug"), Quiz.is_published.is_(True)
+)
+
+
+def _board_quiz(slug: str) -> sa.Row:
+    quiz = db.session.execute(_BOARD_QUIZ, {"slug": slug}).first()
+    if quiz is None:
+        abort(404)
+    return quiz
+
+
 def _published_quiz(slug: str) -> Quiz:
-    return db.first_or_404(
-        sa.select(Quiz).where(Quiz.slug == slug, Quiz.is_published.is_(True))
-    )
+    quiz = db.session.scalar(_PUBLISHED_QUIZ, {"slug": slug})
+    if quiz is None:
+        abort(404)
+    return quiz
 
 
 def _player_attempt(attempt_id: int, *, lock: bool = False):
