@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import getpass
 import sys
+import time
 from datetime import date
 
 import click
 import sqlalchemy as sa
-from flask import Flask
-from flask.cli import AppGroup
+from flask import Flask, current_app
+from flask.cli import AppGroup, with_appcontext
 
-from . import accounts, audit, banks, config, events, exports, reports, sqlite
+from . import accounts, audit, banks, config, demo, events, exports, reports, sqlite
 from .extensions import db
 from .models import ROLES, Cohort, Quiz, User
 from .paging import parse_day
@@ -26,6 +27,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(banks_cli)
     app.cli.add_command(users_cli)
     app.cli.add_command(export_cli)
+    app.cli.add_command(demo_data_command)
 
 
 def _parse_or_exit(paths: tuple[str, ...]) -> list[banks.BankData]:
@@ -274,6 +276,41 @@ def _export_command(kind: str):
 
 export_attempts = _export_command("attempts")
 export_responses = _export_command("responses")
+
+
+@click.command("demo-data")
+@click.option("--players", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option(
+    "--attempts", type=click.IntRange(min=0), default=10000, show_default=True
+)
+@click.option(
+    "--days",
+    type=click.IntRange(min=1),
+    default=60,
+    show_default=True,
+    help="Spread the attempts over this many past days.",
+)
+@click.option("--seed", type=int, help="Seed for repeatable data.")
+@with_appcontext
+def demo_data_command(players: int, attempts: int, days: int, seed: int | None):
+    """Add made-up players and finished attempts (for trying and measuring the app).
+
+    Never on a production database: the players and scores are invented.
+    """
+    if current_app.config["ENV"] == "production":
+        raise click.ClickException("demo-data refuses to run with QUIZ_ENV=production.")
+    started = time.perf_counter()
+    try:
+        with sqlite.write_intent():
+            filled = demo.fill(players, attempts, days=days, seed=seed)
+    except demo.DemoDataError as exc:
+        raise click.ClickException(str(exc)) from None
+    seconds = time.perf_counter() - started
+    click.echo(
+        f"Added {filled.players:,} players and {filled.attempts:,} finished attempts "
+        f"({filled.best_scores:,} best scores, {filled.totals:,} totals) "
+        f"in {seconds:.1f} s."
+    )
 
 
 @click.command("check-deploy")
