@@ -9,16 +9,17 @@ opens the file in Excel, LibreOffice or Google Sheets:
 - XLSX writes every non-number as a string cell, never as a formula, so ``=1+1``
   is shown as the text ``=1+1``; URLs do not become hyperlinks either.
 
-Everything streams: rows are pulled one at a time from the caller's iterator, CSV
-comes out in chunks of about ``batch`` rows, and XLSX is written with xlsxwriter's
-``constant_memory`` mode, which flushes each row to a temporary file. Memory stays
-flat whether the export has ten rows or a million.
+Everything streams: CSV pulls ``batch`` rows at a time from the caller's iterator and
+sends each batch out as one chunk before pulling the next, and XLSX is written with
+xlsxwriter's ``constant_memory`` mode, which flushes each row to a temporary file.
+Memory stays flat whether the export has ten rows or a million.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import itertools
 import math
 import os
 import re
@@ -34,6 +35,7 @@ from xlsxwriter.format import Format
 from xlsxwriter.worksheet import Worksheet
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_FIRST = frozenset(FORMULA_PREFIXES)
 
 # Excel's hard limits; xlsxwriter silently drops cells beyond them.
 EXCEL_MAX_ROWS = 1_048_576
@@ -68,7 +70,7 @@ def csv_chunks(
     bom: bool = False,
     batch: int = 1000,
 ) -> Iterator[str]:
-    """Yield CSV text: the header alone first, then about ``batch`` rows per chunk."""
+    """Yield CSV text: the header alone first, then ``batch`` rows per chunk."""
     if batch < 1:
         raise ValueError("batch must be at least 1")
     buffer = io.StringIO()
@@ -78,15 +80,88 @@ def csv_chunks(
     writer.writerow(map(neutralise, header))
     yield ("\ufeff" if bom else "") + _drain(buffer)
 
-    pending = 0
-    for row in rows:
-        writer.writerow(map(neutralise, row))
-        pending += 1
-        if pending == batch:
-            yield _drain(buffer)
-            pending = 0
-    if pending:
-        yield _drain(buffer)
+    rows = iter(rows)
+    while block := list(itertools.islice(rows, batch)):
+        text = _csv_block(block)
+        if text is None:
+            writer.writerows(map(neutralise, row) for row in block)
+            text = _drain(buffer)
+        yield text
+
+
+# A block of rows is written a column at a time: a column's cells share a type, so
+# most columns take a few C-level passes (repr of every number, a search of the
+# column's joined text) instead of Python work per cell. Quoting follows
+# csv.QUOTE_MINIMAL exactly: a cell with a comma, quote, CR or LF is quoted, with
+# its quotes doubled.
+_NONE = type(None)
+_NUMBERS_OR_NONE = frozenset({int, float, _NONE})
+_TEXT_OR_NONE = frozenset({str, _NONE})
+_YES_NO = {True: "yes", False: "no"}
+
+
+def _csv_block(block: list[Sequence[object]]) -> str | None:
+    """The rows as CSV text, or None to leave them to the csv module.
+
+    That is for rows of unequal length, and for a single column (where csv quotes
+    an empty cell so the line is not blank).
+    """
+    widths = set(map(len, block))
+    if len(widths) != 1 or widths.pop() < 2:
+        return None
+    columns = [_csv_column(values) for values in zip(*block)]
+    return "\r\n".join(map(",".join, zip(*columns))) + "\r\n"
+
+
+def _csv_column(values: tuple) -> Sequence[str]:
+    """One column's cells as :func:`neutralise` gives them, quoted where csv would."""
+    kinds = set(map(type, values))
+    if kinds <= _NUMBERS_OR_NONE:
+        # Never quoted: repr of an int or float has no comma, quote or line break.
+        if _NONE in kinds:
+            return ["" if value is None else repr(value) for value in values]
+        return list(map(repr, values))
+    if kinds == {bool}:
+        return [_YES_NO[value] for value in values]
+    if kinds <= _TEXT_OR_NONE:
+        if _NONE in kinds:
+            values = ["" if value is None else value for value in values]
+        if not _FORMULA_FIRST.isdisjoint({value[:1] for value in values}):
+            values = [
+                "'" + value if value[:1] in _FORMULA_FIRST else value
+                for value in values
+            ]
+    else:
+        values = [_csv_cell(value) for value in values]
+    text = "\n".join(values)
+    if (
+        "," in text
+        or '"' in text
+        or "\r" in text
+        or text.count("\n") != len(values) - 1
+    ):
+        # Quote each distinct text once: such columns (titles) repeat a few values.
+        quoted = {value: _quoted(value) for value in set(values)}
+        return list(map(quoted.__getitem__, values))
+    return values
+
+
+def _csv_cell(value: object) -> str:
+    """:func:`neutralise` for one cell, with the common types inline."""
+    kind = type(value)
+    if kind is str:
+        return "'" + value if value[:1] in _FORMULA_FIRST else value
+    if kind is float or kind is int:
+        return repr(value)
+    if value is None:
+        return ""
+    return neutralise(value)
+
+
+def _quoted(text: str) -> str:
+    if "," in text or '"' in text or "\r" in text or "\n" in text:
+        return '"' + text.replace('"', '""') + '"'
+    return text
 
 
 def csv_bytes(

@@ -7,11 +7,13 @@ hashes, session tokens or settings.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
 
 from . import scoring, stats
 from .extensions import db
@@ -151,18 +153,46 @@ def _cohort_names(filters: Filters) -> dict[int, str]:
     return {user_id: "; ".join(values) for user_id, values in names.items()}
 
 
-def attempt_rows(filters: Filters) -> Iterator[tuple]:
-    """One row per attempt (ATTEMPT_HEADER), oldest first."""
-    cohorts = _cohort_names(filters)
-    statement = (
+class utc_text(sa.sql.functions.GenericFunction):
+    """A UTC timestamp as export text, ``2026-11-27T09:30:15Z``, made by the database.
+
+    The same text :func:`quiz.exports.neutralise` gives the datetime, without building
+    a datetime per cell. Other databases get the column itself, which the exports
+    format in Python.
+    """
+
+    type = sa.String()
+    inherit_cache = True
+
+
+@compiles(utc_text, "sqlite")
+def _utc_text_sqlite(element, compiler, **kw) -> str:
+    # Stored as naive UTC text; strftime cuts the fraction of a second like isoformat.
+    return f"strftime('%Y-%m-%dT%H:%M:%SZ', {compiler.process(element.clauses, **kw)})"
+
+
+@compiles(utc_text, "postgresql")
+def _utc_text_postgresql(element, compiler, **kw) -> str:
+    column = compiler.process(element.clauses, **kw)
+    return f"to_char(timezone('UTC', {column}), 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+
+
+@compiles(utc_text)
+def _utc_text_default(element, compiler, **kw) -> str:
+    return compiler.process(element.clauses, **kw)
+
+
+def attempt_statement(filters: Filters) -> sa.Select:
+    """The attempts export's query, oldest first; :func:`attempt_rows` shapes its rows."""
+    return (
         sa.select(
             Attempt.id,
             Attempt.user_id,
             User.display_name,
             User.email,
             Quiz.title,
-            Attempt.started_at,
-            Attempt.finished_at,
+            utc_text(Attempt.started_at),
+            utc_text(Attempt.finished_at),
             Attempt.duration_ms,
             Attempt.score,
             Attempt.max_score,
@@ -172,22 +202,31 @@ def attempt_rows(filters: Filters) -> Iterator[tuple]:
         .join(Quiz, Quiz.id == Attempt.quiz_id)
         .where(*_attempt_conditions(filters))
         .order_by(Attempt.started_at, Attempt.id)
-        .execution_options(yield_per=BATCH)
     )
-    for row in db.session.execute(statement):
-        (
-            attempt_id,
-            user_id,
-            name,
-            email,
-            title,
-            started,
-            finished,
-            duration,
-            score,
-            maximum,
-            passed,
-        ) = row
+
+
+def attempt_rows(filters: Filters) -> Iterator[tuple]:
+    """One row per attempt (ATTEMPT_HEADER), oldest first; times as UTC text."""
+    cohorts = _cohort_names(filters)
+    # Core rows on the session's connection: no ORM result processing per row.
+    result = db.session.connection().execute(
+        attempt_statement(filters), execution_options={"yield_per": BATCH}
+    )
+    percentage = scoring.percentage
+    for (
+        attempt_id,
+        user_id,
+        name,
+        email,
+        title,
+        started,
+        finished,
+        duration,
+        score,
+        maximum,
+        passed,
+    ) in itertools.chain.from_iterable(result.partitions()):
+        done = finished is not None
         yield (
             attempt_id,
             name,
@@ -197,10 +236,10 @@ def attempt_rows(filters: Filters) -> Iterator[tuple]:
             started,
             finished,
             round(duration / 1000, 1) if duration is not None else None,
-            score if finished else None,
+            score if done else None,
             maximum,
-            round(scoring.percentage(score, maximum), 1) if finished else None,
-            passed if finished else None,
+            round(percentage(score, maximum), 1) if done else None,
+            passed if done else None,
         )
 
 

@@ -114,6 +114,66 @@ def test_csv_streams_rows_lazily():
     assert pulled == 200_000
 
 
+def csv_module_text(header, rows) -> str:
+    """What csv.writer writes for the neutralised cells: the reference format."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
+    for row in [header, *rows]:
+        writer.writerow([neutralise(value) for value in row])
+    return buffer.getvalue()
+
+
+TRICKY_CELLS = [
+    "plain",
+    "a,b",
+    'say "hi"',
+    "line one\nline two",
+    "cr\rcr",
+    "=1+1",
+    "-2",
+    "\t@x",
+    "",
+    None,
+    -3,
+    0,
+    2**70,
+    3.5,
+    -0.0,
+    float("nan"),
+    float("inf"),
+    True,
+    False,
+    datetime(2026, 11, 27, 10, 30, 15, 999, tzinfo=CET),
+    date(2026, 11, 27),
+]
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        # Columns of one type (the common case), with and without cells to quote.
+        [
+            [i, f"user{i}", "Title, with a comma", 1.5 * i, i % 2 == 0]
+            for i in range(50)
+        ],
+        [[i, None if i % 3 else "x", None if i % 2 else 2.5] for i in range(20)],
+        [["=1+1", '"q"'], ["ok", "fine"], ["-1", "a\nb"]],
+        # Mixed types in a column.
+        [[cell, cell, "x"] for cell in TRICKY_CELLS],
+        [list(TRICKY_CELLS), list(reversed(TRICKY_CELLS))],
+        # Rows of unequal length, a single column, empty rows.
+        [["a", 1], ["b"], ["c", 2, "=3"]],
+        [[""], ["x"], [None]],
+        [[], []],
+    ],
+)
+def test_csv_is_what_the_csv_module_writes(rows):
+    header = [f"col{i}" for i in range(max(map(len, rows)))]
+    for batch in (1, 3, 1000):
+        text = "".join(csv_chunks(header, rows, batch=batch))
+        assert text == csv_module_text(header, rows)
+
+
 def load_sheet(target):
     return openpyxl.load_workbook(target).worksheets[0]
 

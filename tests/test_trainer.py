@@ -244,6 +244,20 @@ def test_attempts_csv_export_with_filters(app, world):
         assert event.details["filters"]["cohort"] == "Finance team"
 
 
+def test_attempts_export_times_are_utc_seconds(app, world):
+    attempt_id = finish_attempt(app, world["learners"][0], right=2, days_ago=1.5)
+    with app.app_context():
+        attempt = db.session.get(Attempt, attempt_id)
+        started, finished = attempt.started_at, attempt.finished_at
+    admin = sign_in(app, "admin@example.org")
+    text = admin.get("/trainer/export/attempts.csv").get_data(as_text=True)
+    row = list(csv.reader(io.StringIO(text)))[1]
+    assert row[5:7] == [
+        started.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        finished.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    ]
+
+
 def test_responses_export_lists_every_answer(app, world):
     attempt_id = finish_attempt(app, world["learners"][0], right=2)
     trainer = sign_in(app, "tia@example.org")
