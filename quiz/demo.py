@@ -40,6 +40,7 @@ from .models import (
 )
 
 BATCH = 10_000
+NO_PASSWORD = None  # demo accounts cannot sign in
 FIRST_NAMES = [
     "Ada",
     "Alan",
@@ -156,7 +157,8 @@ def fill(
             "No published quiz has questions: load the banks first "
             "(flask --app quiz banks load)."
         )
-    rng = random.Random(seed)
+    # Made-up data, repeatable by seed: no secret comes from this generator.
+    rng = random.Random(seed)  # nosec B311
     now = utcnow().replace(microsecond=0)
     first_user = _next_id(User)
     first_attempt = _next_id(Attempt)
@@ -194,7 +196,7 @@ def _users(ids: range, rng: random.Random, now: datetime, days: int) -> Iterator
             "id": user_id,
             "display_name": name,
             "email": None if guest else f"player{user_id}@demo.invalid",
-            "password_hash": None,
+            "password_hash": NO_PASSWORD,
             "role": "player",
             "is_guest": guest,
             "is_disabled": False,
