@@ -1,0 +1,98 @@
+"""Requests per second of the busiest pages, against the bare-Flask ceiling.
+
+For each database (SQLite, PostgreSQL) this serves, with the same gunicorn settings:
+the bare Flask app (the ceiling), then the quiz app on 100,000 players with 10,000
+and with 1,000,000 finished attempts. wrk measures, signed in as a ranked player:
+
+- the leaderboard page of a quiz (top 20 plus the player's own rank),
+- the catalogue,
+- answering a question: a POST with its CSRF token, each one a first answer to a
+  question of a real open attempt.
+
+    .venv/bin/python -m bench.pages [--db sqlite|postgresql|both] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+
+from bench import players
+from bench.common import (
+    WORK,
+    WORKERS,
+    Dataset,
+    WrkResult,
+    ensure_dataset,
+    flask_env,
+    gunicorn,
+    row,
+    wrk,
+)
+
+LEADERBOARD_QUIZ = "source-code-demands"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--db", choices=("sqlite", "postgresql", "both"), default="both"
+    )
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--players", type=int, default=100_000)
+    args = parser.parse_args()
+    kinds = ("sqlite", "postgresql") if args.db == "both" else (args.db,)
+    print(
+        f"Machine: {platform.processor() or platform.machine()}, "
+        f"{__import__('os').cpu_count()} cores; gunicorn {WORKERS} sync workers; "
+        f"wrk 2 threads, {args.connections} connections, {args.seconds} s each"
+    )
+    for kind in kinds:
+        run(kind, args)
+
+
+def run(kind: str, args) -> None:
+    small = ensure_dataset(Dataset(kind, args.players, 10_000))
+    large = ensure_dataset(Dataset(kind, args.players, 1_000_000))
+    measure = {"seconds": args.seconds, "connections": args.connections}
+    print(f"\n{kind}")
+    with gunicorn("bench.bare:app", flask_env(small.url)) as bare:
+        ceiling = wrk(bare.url + "/", **measure)
+    print(row("bare Flask (ceiling)", ceiling, None))
+    results: dict[str, WrkResult] = {}
+    for data in (small, large):
+        label = f"{data.attempts:,} attempts"
+        app = players.local_app(data.url)
+        client, player = players.guest(app, "Bench Player")
+        players.play_through(app, client, player, LEADERBOARD_QUIZ)
+        headers = player.headers
+        with gunicorn("quiz:create_app()", flask_env(data.url)) as server:
+            board = wrk(
+                f"{server.url}/quizzes/{LEADERBOARD_QUIZ}/leaderboard",
+                headers=headers,
+                **measure,
+            )
+            results[f"leaderboard {data.attempts}"] = board
+            print(row(f"leaderboard, {label}", board, ceiling))
+            if data is large:
+                catalogue = wrk(server.url + "/", headers=headers, **measure)
+                print(row(f"catalogue, {label}", catalogue, ceiling))
+                answering, planned = answer_run(app, server.url, measure)
+                print(row(f"answering, {label}", answering, ceiling))
+                fresh = min(answering.requests, planned)
+                print(f"{'':34} {fresh:,} first answers of {planned:,} prepared")
+    ratio = results["leaderboard 1000000"].p50_ms / results["leaderboard 10000"].p50_ms
+    print(f"leaderboard p50 at 1,000,000 / at 10,000 attempts: {ratio:.2f}x")
+
+
+def answer_run(app, url: str, measure: dict) -> tuple[WrkResult, int]:
+    """Prepare open attempts, write their answers into a wrk script, run it."""
+    answers = players.open_answers(app, 800 * measure["seconds"])
+    script = players.answer_script(answers, WORK / "answers.lua")
+    result = wrk(url + "/", script=script, script_args=("2",), **measure)
+    return result, len(answers)
+
+
+if __name__ == "__main__":
+    main()
