@@ -44,7 +44,10 @@ def configure(app: Flask, test_config: dict | None) -> None:
     if url.startswith("sqlite:///"):
         os.makedirs(app.instance_path, exist_ok=True)
     app.config["SQLALCHEMY_DATABASE_URI"] = url
-    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", config.engine_options(url))
+    app.config.setdefault(
+        "SQLALCHEMY_ENGINE_OPTIONS",
+        config.engine_options(url, pre_ping=bool(app.config["DATABASE_PRE_PING"])),
+    )
     if app.config["PROXY_HOPS"]:
         hops = int(app.config["PROXY_HOPS"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)

@@ -55,3 +55,45 @@ def test_times_read_back_in_utc_whatever_the_session_time_zone(app):
         started = db.session.scalar(sa.select(Attempt.started_at))
         assert started == noon and started.tzinfo == UTC
         assert started.strftime("%H:%M") == "12:00"
+
+
+def _end_the_apps_connections() -> int:
+    """Terminate the app's server connections, as a database restart would."""
+    with db.engine.connect() as conn:
+        database = conn.scalar(sa.text("SELECT current_database()"))
+    other = sa.create_engine(db.engine.url, poolclass=sa.pool.NullPool)
+    with other.begin() as conn:
+        ended = conn.scalar(
+            sa.text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = :name AND pid <> pg_backend_pid()"
+            ),
+            {"name": database},
+        )
+    other.dispose()
+    return ended
+
+
+def test_after_a_database_restart_one_request_fails_then_the_pool_recovers(app):
+    """Without pre-ping (the default) a dead pooled connection fails one request with
+    the error page; the pool is then replaced and the next request works."""
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    client = app.test_client()
+    assert client.get("/").status_code == 200  # a pooled connection now exists
+    with app.app_context():
+        assert _end_the_apps_connections() >= 1
+    failed = client.get("/")
+    assert failed.status_code == 500
+    assert b"Traceback" not in failed.data
+    assert client.get("/").status_code == 200
+
+
+def test_with_pre_ping_a_database_restart_fails_no_request(app_config, request):
+    app_config["DATABASE_PRE_PING"] = True
+    app = request.getfixturevalue("app")
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    client = app.test_client()
+    assert client.get("/").status_code == 200
+    with app.app_context():
+        assert _end_the_apps_connections() >= 1
+    assert client.get("/").status_code == 200
