@@ -97,3 +97,21 @@ def test_with_pre_ping_a_database_restart_fails_no_request(app_config, request):
     with app.app_context():
         assert _end_the_apps_connections() >= 1
     assert client.get("/").status_code == 200
+
+
+def _autocommit() -> bool:
+    return db.session.connection().connection.driver_connection.autocommit
+
+
+def test_play_pages_read_without_a_transaction_and_forms_write_in_one(app):
+    """Play GET pages only read: their queries run in autocommit, sparing the BEGIN
+    and ROLLBACK round trips; anything else keeps its transaction."""
+    with app.test_request_context("/"):
+        app.preprocess_request()
+        assert _autocommit()
+    with app.test_request_context("/guest", method="POST"):
+        app.preprocess_request()
+        assert not _autocommit()
+    with app.test_request_context("/admin/"):
+        app.preprocess_request()
+        assert not _autocommit()
