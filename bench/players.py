@@ -104,22 +104,36 @@ def play_through(app, client, player: Player, slug: str) -> int:
 
 def open_answers(app, count: int) -> list[tuple[str, str, str]]:
     """At least ``count`` first answers to questions of real open attempts, as
-    (path, cookie, form body): guests start every quiz and answer nothing yet."""
+    (path, cookie, form body): guests start every quiz and answer nothing yet.
+
+    Ordered question 1 of every attempt, then question 2 of every attempt, and so on:
+    requests in flight at once are different players' answers, as in real use,
+    rather than one player's answers queueing for that attempt's row lock.
+    """
     slugs = published_slugs(app)
-    answers = []
-    while len(answers) < count:
-        client, player = guest(app, f"Answer Bench {len(answers)}")
+    attempts = []
+    total = 0
+    while total < count:
+        client, player = guest(app, f"Answer Bench {len(attempts)}")
         for slug in slugs:
             attempt_id = start(client, player, slug)
-            for position, choice in first_choices(app, attempt_id):
-                answers.append(
-                    (
-                        f"/attempts/{attempt_id}/questions/{position}",
-                        player.cookie,
-                        f"choice={choice}&csrf_token={player.csrf_token}",
-                    )
+            answers = [
+                (
+                    f"/attempts/{attempt_id}/questions/{position}",
+                    player.cookie,
+                    f"choice={choice}&csrf_token={player.csrf_token}",
                 )
-    return answers
+                for position, choice in first_choices(app, attempt_id)
+            ]
+            attempts.append(answers)
+            total += len(answers)
+    longest = max(len(answers) for answers in attempts)
+    return [
+        answers[position]
+        for position in range(longest)
+        for answers in attempts
+        if position < len(answers)
+    ]
 
 
 def answer_script(answers: list[tuple[str, str, str]], path: Path) -> Path:
