@@ -1,6 +1,7 @@
 # make run  - set up .venv, create/upgrade the SQLite database, load the banks, serve
 # make test - set up .venv with the test tools and run the whole suite
 # make security - bandit, then sqlmap and wapiti against the app on loopback
+# make bench - the benchmarks in bench/ (wrk, PostgreSQL and Redis; see bench/README.md)
 PYTHON ?= python3
 VENV ?= .venv
 HOST ?= 127.0.0.1
@@ -8,7 +9,7 @@ PORT ?= 5000
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app quiz
 
-.PHONY: run test lint format security check-banks clean
+.PHONY: run test lint format security bench check-banks clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +43,13 @@ format: $(VENV)/.installed-test
 security: $(VENV)/.installed-test
 	$(BIN)/bandit -q -r quiz -x quiz/migrations
 	$(BIN)/python .ci/security-scan
+
+bench: $(VENV)/.installed-test
+	@command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk"; exit 1; }
+	$(BIN)/python -m bench.pages --db both
+	$(BIN)/python -m bench.scale
+	$(BIN)/python -m bench.export --db both
+	$(BIN)/python -m bench.load --db both
 
 check-banks: $(VENV)/.installed-app
 	$(FLASK) banks check
