@@ -68,10 +68,10 @@ def register_extensions(app: Flask) -> None:
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             sqlite.configure(db.engine)
-    from . import leaderboard, security
+    from . import cache, security
 
     security.init_app(app)
-    leaderboard.init_app(app)
+    cache.init_app(app)
 
 
 class BoundedIntConverter(IntegerConverter):

@@ -170,7 +170,7 @@ def merge_guest(guest: User, account: User) -> int:
         sa.update(Attempt).where(Attempt.user_id == guest.id).values(user_id=account.id)
     )
     db.session.expire_all()
-    for quiz_id in quiz_ids:
+    for quiz_id in sorted(quiz_ids):  # quiz rows are locked in id order
         leaderboard.rebuild_best(quiz_id, account.id)
     if quiz_ids:
         leaderboard.refresh_total(account.id, utcnow())

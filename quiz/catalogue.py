@@ -2,7 +2,7 @@
 
 The list of published quizzes and their question counts changes only when someone
 edits content, so each process keeps a snapshot of it and reads it again when the
-content stamp (one small query) says it changed. The player's own part, best scores
+content version (one row, raised by any flush that changes content) has moved. The player's own part, best scores
 and open attempts, is one query per page.
 """
 
@@ -12,9 +12,19 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from .cache import cached
 from .extensions import db
-from .leaderboard import cached
-from .models import Attempt, BestScore, Question, QuestionRevision, Quiz, User, utcnow
+from .models import (
+    Attempt,
+    BestScore,
+    Choice,
+    ContentVersion,
+    Question,
+    QuestionRevision,
+    Quiz,
+    User,
+    utcnow,
+)
 
 
 @dataclass(frozen=True)
@@ -68,16 +78,9 @@ def card(quiz: Quiz, player: User | None) -> Card:
     return Card(quiz, counts.get(quiz.id, 0), bests.get(quiz.id), open_ids.get(quiz.id))
 
 
-_LIVE = Question.is_archived.is_(False)
 # Built once: the catalogue runs these on every view, and building a statement costs
 # more than running it.
-_STAMP = sa.select(
-    sa.select(sa.func.count(Quiz.id)).scalar_subquery(),
-    sa.select(sa.func.max(Quiz.updated_at)).scalar_subquery(),
-    sa.select(sa.func.count(Question.id)).where(_LIVE).scalar_subquery(),
-    sa.select(sa.func.sum(Question.id)).where(_LIVE).scalar_subquery(),
-    sa.select(sa.func.max(QuestionRevision.id)).scalar_subquery(),
-)
+_STAMP = sa.select(ContentVersion.version).where(ContentVersion.id == 1)
 _PLAYER_PART = sa.union_all(
     sa.select(
         BestScore.quiz_id,
@@ -97,10 +100,35 @@ _PLAYER_PART = sa.union_all(
 )
 
 
-def _content_stamp() -> tuple:
-    """Changes whenever the catalogue could: a quiz edited, published, added or
-    removed, a question added, archived or revised."""
-    return tuple(db.session.execute(_STAMP).one())
+def _content_stamp() -> int | None:
+    """The content version: it changes with any quiz, question, revision or choice."""
+    return db.session.scalar(_STAMP)
+
+
+CONTENT = (Quiz, Question, QuestionRevision, Choice)
+
+
+@sa.event.listens_for(db.session, "before_flush")
+def _count_content_changes(session, _flush_context, _instances) -> None:
+    """Raise the content version in the transaction that changes content, so every
+    server's cached catalogue goes stale when it commits."""
+    changed = (
+        any(isinstance(obj, CONTENT) for obj in session.new)
+        or any(isinstance(obj, CONTENT) for obj in session.deleted)
+        or any(
+            isinstance(obj, CONTENT) and session.is_modified(obj)
+            for obj in session.dirty
+        )
+    )
+    if changed:
+        session.connection().execute(_BUMP)
+
+
+_BUMP = (
+    sa.update(ContentVersion)
+    .where(ContentVersion.id == 1)
+    .values(version=ContentVersion.version + 1)
+)
 
 
 def _published() -> list[tuple[QuizInfo, int]]:

@@ -21,18 +21,15 @@ each player's best among the attempts finished in the window (an index range on
 from __future__ import annotations
 
 import math
-import threading
-import time
-from collections import OrderedDict
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from flask import current_app
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from . import scoring
+from .cache import cached
 from .extensions import db
 from .models import Attempt, BestScore, PlayerTotal, Quiz, ScoreTally, User, utcnow
 
@@ -85,13 +82,8 @@ class Board:
 
 def record_finished(attempt: Attempt) -> bool:
     """Update the player's best score and overall total; return True for a new best."""
-    best = db.session.scalar(
-        sa.select(BestScore)
-        .where(
-            BestScore.quiz_id == attempt.quiz_id, BestScore.user_id == attempt.user_id
-        )
-        .with_for_update()
-    )
+    _lock_board(attempt.quiz_id)
+    best = _locked_best(attempt.quiz_id, attempt.user_id)
     if best is not None and _key(best) <= _key(attempt):
         return False
     _store_best(best, attempt)
@@ -99,8 +91,40 @@ def record_finished(attempt: Attempt) -> bool:
     return True
 
 
+# Everything that changes a best score takes its locks in one order: the quiz row,
+# then the best score, then its tallies, then the player's total. Two transactions
+# on the same quiz (a finish and a guest handing over to the same account, say)
+# therefore queue on the quiz row instead of deadlocking, and each reads the best
+# score only once it holds the quiz.
+
+
+def _lock_board(quiz_id: int) -> None:
+    """Lock the quiz's standings (its row) until the transaction ends."""
+    db.session.execute(sa.select(Quiz.id).where(Quiz.id == quiz_id).with_for_update())
+
+
+def _board_changed(quiz_id: int) -> None:
+    """Mark every cached copy of the quiz's standings stale (under its lock)."""
+    db.session.execute(
+        sa.update(Quiz)
+        .where(Quiz.id == quiz_id)
+        .values(board_version=Quiz.board_version + 1, updated_at=Quiz.updated_at)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _locked_best(quiz_id: int, user_id: int) -> BestScore | None:
+    return db.session.scalar(
+        sa.select(BestScore)
+        .where(BestScore.quiz_id == quiz_id, BestScore.user_id == user_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
 def _store_best(best: BestScore | None, attempt: Attempt) -> None:
-    """Make ``attempt`` the player's best on its quiz (creating the row if needed)."""
+    """Make ``attempt`` the player's best on its quiz (creating the row if needed).
+    The caller holds the quiz's lock and ``best``'s."""
     _board_changed(attempt.quiz_id)
     if best is not None:
         _tally(attempt.quiz_id, best.score, -1)
@@ -118,29 +142,19 @@ def _store_best(best: BestScore | None, attempt: Attempt) -> None:
 
 def remove_bests(user_id: int) -> None:
     """Take a player off every quiz board (their attempts are moving elsewhere)."""
-    bests = db.session.execute(
-        sa.select(BestScore.quiz_id, BestScore.score)
+    quiz_ids = db.session.scalars(
+        sa.select(BestScore.quiz_id)
         .where(BestScore.user_id == user_id)
         .order_by(BestScore.quiz_id)
     ).all()
-    for quiz_id, score in bests:
-        _board_changed(quiz_id)
-        _tally(quiz_id, score, -1)
-    db.session.execute(sa.delete(BestScore).where(BestScore.user_id == user_id))
-
-
-def _board_changed(quiz_id: int) -> None:
-    """Mark the quiz's cached standings stale everywhere.
-
-    Also the first write of a finish to the quiz's boards: the quiz row lock orders
-    concurrent finishes on one quiz, so their tally updates cannot deadlock.
-    """
-    db.session.execute(
-        sa.update(Quiz)
-        .where(Quiz.id == quiz_id)
-        .values(board_version=Quiz.board_version + 1, updated_at=Quiz.updated_at)
-        .execution_options(synchronize_session=False)
-    )
+    for quiz_id in quiz_ids:
+        _lock_board(quiz_id)
+        best = _locked_best(quiz_id, user_id)
+        if best is not None:
+            _board_changed(quiz_id)
+            _tally(quiz_id, best.score, -1)
+            db.session.delete(best)
+    db.session.flush()
 
 
 def _tally(quiz_id: int, score: float, change: int) -> None:
@@ -449,50 +463,6 @@ def _better_tie(c, row):
     )
 
 
-class _Cache:
-    """A small least-recently-used cache of standings, per process.
-
-    Keys carry the quiz's ``board_version``, so a finish that changes a best score
-    makes every server miss and read afresh. Entries also expire after ``max_age``
-    seconds, which bounds how long a renamed player keeps an old name on a board.
-    """
-
-    def __init__(self, size: int = 2048, max_age: float = 60.0):
-        self.size = size
-        self.max_age = max_age
-        self._items: OrderedDict = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key, compute):
-        now = time.monotonic()
-        with self._lock:
-            found = self._items.get(key)
-            if found is not None and now - found[0] < self.max_age:
-                self._items.move_to_end(key)
-                return found[1]
-        value = compute()
-        with self._lock:
-            self._items[key] = (now, value)
-            self._items.move_to_end(key)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-        return value
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-
-
-def init_app(app) -> None:
-    app.extensions["quiz.boards"] = _Cache()
-
-
-def cached(key, compute):
-    """This process's cached value for ``key``, computed on a miss; keys must carry
-    what makes the value stale (a quiz's ``board_version``)."""
-    return current_app.extensions["quiz.boards"].get(key, compute)
-
-
 def _entry(row, rank: int) -> Entry:
     return Entry(
         rank=rank,
@@ -508,6 +478,8 @@ def _entry(row, rank: int) -> Entry:
 
 def rebuild_best(quiz_id: int, user_id: int) -> None:
     """Recompute a player's best score on a quiz from their finished attempts."""
+    _lock_board(quiz_id)
+    best = _locked_best(quiz_id, user_id)
     best_attempt = db.session.scalar(
         sa.select(Attempt)
         .where(
@@ -518,11 +490,9 @@ def rebuild_best(quiz_id: int, user_id: int) -> None:
         .order_by(Attempt.score.desc(), Attempt.duration_ms, Attempt.finished_at)
         .limit(1)
     )
-    best = db.session.get(BestScore, (quiz_id, user_id))
-    if best_attempt is None:
-        if best is not None:
-            _board_changed(quiz_id)
-            _tally(quiz_id, best.score, -1)
-            db.session.delete(best)
-        return
-    _store_best(best, best_attempt)
+    if best_attempt is not None:
+        _store_best(best, best_attempt)
+    elif best is not None:
+        _board_changed(quiz_id)
+        _tally(quiz_id, best.score, -1)
+        db.session.delete(best)

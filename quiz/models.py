@@ -281,6 +281,22 @@ class ScoreTally(db.Model):
     players: Mapped[int] = mapped_column(default=0)
 
 
+class ContentVersion(db.Model):
+    """One row whose ``version`` goes up whenever a quiz, question, revision or choice
+    changes: cached copies of the catalogue made under an older version are stale."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(default=0)
+
+
+# The row exists from the start, also in databases made by create_all (tests).
+sa.event.listen(
+    ContentVersion.__table__,
+    "after_create",
+    sa.DDL("INSERT INTO content_version (id, version) VALUES (1, 0)"),
+)
+
+
 class PlayerTotal(db.Model):
     """Each player's best scores summed over quizzes: the overall leaderboard."""
 

@@ -30,6 +30,7 @@ from hypothesis import Phase, example, given, settings
 from hypothesis import strategies as st
 
 from quiz import accounts, attempts, cohorts, leaderboard, players
+from quiz.cache import VersionedCache
 from quiz.extensions import db
 from quiz.models import Attempt, BestScore, CohortMember, Quiz, ScoreTally, User
 from tests.factories import PASSWORD, make_account, make_player, make_quiz
@@ -559,20 +560,20 @@ def seeded(app):
 def cache_calls(monkeypatch):
     """Every use of the standings cache: (key, computed on this call)."""
     calls = []
-    original = leaderboard.cached
+    original = VersionedCache.get
 
-    def spy(key, compute):
+    def spy(self, key, compute):
         computed = []
 
         def tracked():
             computed.append(True)
             return compute()
 
-        value = original(key, tracked)
+        value = original(self, key, tracked)
         calls.append((key, bool(computed)))
         return value
 
-    monkeypatch.setattr(leaderboard, "cached", spy)
+    monkeypatch.setattr(VersionedCache, "get", spy)
     return calls
 
 
@@ -661,6 +662,6 @@ def test_each_app_has_its_own_cache(app, app_config):
     from quiz import create_app
 
     other = create_app(app_config)
-    assert other.extensions["quiz.boards"] is not app.extensions["quiz.boards"]
+    assert other.extensions["quiz.cache"] is not app.extensions["quiz.cache"]
     with other.app_context():
         db.engine.dispose()

@@ -17,6 +17,7 @@ from flask_login import current_user, login_required, login_user
 from markupsafe import Markup
 
 from .. import attempts, catalogue, leaderboard, players
+from ..cache import cached
 from ..errors import render_error
 from ..extensions import db, limiter
 from ..models import Quiz
@@ -185,7 +186,7 @@ def board_rows(board: leaderboard.Board, overall: bool = False) -> Markup:
 
     if board.key is None or board.me_on_page:
         return render()
-    return leaderboard.cached(("rows", board.key, overall), render)
+    return cached(("rows", board.key, overall), render)
 
 
 # --- helpers shared by the views above ------------------------------------------------

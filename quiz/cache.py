@@ -1,0 +1,60 @@
+"""A small per-process cache for what the busiest pages read, keyed by versions.
+
+Every key carries the version that makes its value stale: a quiz's
+``board_version`` for standings, the site's ``content_version`` for the catalogue.
+Those versions live in the database and go up in the transaction that changes what
+they cover, so every app server misses and reads afresh as soon as the change is
+committed. Entries also expire after ``max_age`` seconds, which bounds how long a
+renamed player keeps an old name on a cached board.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import TypeVar
+
+from flask import Flask, current_app
+
+T = TypeVar("T")
+EXTENSION = "quiz.cache"
+
+
+class VersionedCache:
+    """A least-recently-used mapping with a maximum age, safe across threads."""
+
+    def __init__(self, size: int = 2048, max_age: float = 60.0):
+        self.size = size
+        self.max_age = max_age
+        self._items: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, compute: Callable[[], T]) -> T:
+        now = time.monotonic()
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None and now - found[0] < self.max_age:
+                self._items.move_to_end(key)
+                return found[1]
+        value = compute()
+        with self._lock:
+            self._items[key] = (now, value)
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+def init_app(app: Flask) -> None:
+    app.extensions[EXTENSION] = VersionedCache()
+
+
+def cached(key: Hashable, compute: Callable[[], T]) -> T:
+    """This process's value for ``key``, computed on a miss."""
+    return current_app.extensions[EXTENSION].get(key, compute)
