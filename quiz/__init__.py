@@ -46,7 +46,9 @@ def configure(app: Flask, test_config: dict | None) -> None:
     app.config["SQLALCHEMY_DATABASE_URI"] = url
     app.config.setdefault(
         "SQLALCHEMY_ENGINE_OPTIONS",
-        config.engine_options(url, pre_ping=bool(app.config["DATABASE_PRE_PING"])),
+        config.engine_options(
+            url, pre_ping=config.flag(app.config["DATABASE_PRE_PING"])
+        ),
     )
     if app.config["PROXY_HOPS"]:
         hops = int(app.config["PROXY_HOPS"])

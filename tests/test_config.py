@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from quiz import create_app
+from quiz import config, create_app
 from quiz.config import (
     ConfigError,
     check_production,
@@ -71,3 +71,23 @@ def test_settings_come_from_quiz_environment_variables(tmp_path, monkeypatch):
 )
 def test_database_urls_use_psycopg3(url, expected):
     assert normalise_database_url(url) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("on", True),
+        ("off", False),
+        ("true", True),
+        ("0", False),
+        (1, True),
+        (False, False),
+    ],
+)
+def test_on_off_settings_read_the_usual_spellings(value, expected):
+    assert config.flag(value) is expected
+
+
+def test_an_unclear_on_off_setting_is_refused_by_name():
+    with pytest.raises(config.ConfigError, match="maybe"):
+        config.flag("maybe")

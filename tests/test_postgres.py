@@ -74,9 +74,11 @@ def _end_the_apps_connections() -> int:
     return ended
 
 
-def test_after_a_database_restart_one_request_fails_then_the_pool_recovers(app):
-    """Without pre-ping (the default) a dead pooled connection fails one request with
-    the error page; the pool is then replaced and the next request works."""
+def test_without_pre_ping_a_database_restart_fails_one_request(app_config, request):
+    """With QUIZ_DATABASE_PRE_PING off a dead pooled connection fails one request
+    with the error page; the pool is then replaced and the next request works."""
+    app_config["DATABASE_PRE_PING"] = "off"
+    app = request.getfixturevalue("app")
     app.config["PROPAGATE_EXCEPTIONS"] = False
     client = app.test_client()
     assert client.get("/").status_code == 200  # a pooled connection now exists
@@ -88,9 +90,8 @@ def test_after_a_database_restart_one_request_fails_then_the_pool_recovers(app):
     assert client.get("/").status_code == 200
 
 
-def test_with_pre_ping_a_database_restart_fails_no_request(app_config, request):
-    app_config["DATABASE_PRE_PING"] = True
-    app = request.getfixturevalue("app")
+def test_with_pre_ping_a_database_restart_fails_no_request(app):
+    """Pre-ping (the default) replaces the dead connection before it is used."""
     app.config["PROPAGATE_EXCEPTIONS"] = False
     client = app.test_client()
     assert client.get("/").status_code == 200
