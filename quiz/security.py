@@ -15,13 +15,14 @@ from flask import (
     has_request_context,
     redirect,
     request,
+    session,
     url_for,
 )
 from flask_login import current_user
 
 from . import events
 from .extensions import db, login_manager
-from .models import User
+from .models import User, utcnow
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; "
@@ -61,6 +62,7 @@ def init_app(app: Flask) -> None:
     login_manager.login_message_category = "info"
     login_manager.session_protection = "basic"
     app.after_request(_set_security_headers)
+    app.after_request(_refresh_session_daily)
 
 
 def _configure_logging(app: Flask) -> None:
@@ -146,6 +148,20 @@ def _set_security_headers(response):
         response.headers.setdefault(
             "Strict-Transport-Security", "max-age=31536000; includeSubDomains"
         )
+    return response
+
+
+def _refresh_session_daily(response):
+    """Re-sign a permanent session (a guest's) on the first visit of each day.
+
+    Cookies are not re-sent on every page view (``SESSION_REFRESH_EACH_REQUEST`` is
+    off); this keeps the lifetime sliding all the same: a session lasts
+    ``PERMANENT_SESSION_LIFETIME`` after the last day its player came back.
+    """
+    if session.permanent:
+        today = utcnow().date().isoformat()
+        if session.get("seen") != today:
+            session["seen"] = today
     return response
 
 

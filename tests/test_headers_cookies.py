@@ -107,3 +107,17 @@ def test_exports_are_not_stored(app, client):
         assert "Content-Security-Policy" in response.headers, url
         if not url.startswith("/static"):
             assert response.headers["Cache-Control"] == "no-store", url
+
+
+def test_a_guest_session_is_re_signed_once_a_day_not_on_every_view(client):
+    """The cookie's lifetime slides with the player's visits (PERMANENT_SESSION_LIFETIME
+    after the last day seen) without re-sending it on every page view."""
+    client.post("/guest", data={"display_name": "Daily"})
+    client.get("/")
+    assert client.get("/").headers.get("Set-Cookie") is None  # seen today already
+    with client.session_transaction() as session:
+        session["seen"] = "2026-01-01"
+    refreshed = client.get("/leaderboard")
+    assert "session=" in refreshed.headers.get("Set-Cookie", "")
+    assert "Expires=" in refreshed.headers["Set-Cookie"]
+    assert client.get("/").headers.get("Set-Cookie") is None
