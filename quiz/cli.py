@@ -303,6 +303,7 @@ def demo_data_command(players: int, attempts: int, days: int, seed: int | None):
     try:
         with sqlite.write_intent():
             filled = demo.fill(players, attempts, days=days, seed=seed)
+            db.session.commit()
     except demo.DemoDataError as exc:
         raise click.ClickException(str(exc)) from None
     seconds = time.perf_counter() - started

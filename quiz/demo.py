@@ -8,8 +8,9 @@ attempt of its quiz has (the fair draw), a score, a duration and a pass flag, bu
 no per-question answers. Best scores and overall totals are computed from the same
 attempts, so the leaderboards are exactly what playing them would have produced.
 
-Rows go in with PostgreSQL's ``COPY`` or SQLite's ``executemany`` in batches, in one
-transaction: a failure leaves the database as it was.
+Rows go in with PostgreSQL's ``COPY`` or SQLite's ``executemany`` in batches, in the
+caller's transaction: the caller commits, and a failure leaves the database as it
+was.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from itertools import islice
+from itertools import chain, islice
 from typing import NamedTuple
 
 import sqlalchemy as sa
@@ -160,10 +161,18 @@ def fill(
     # Made-up data, repeatable by seed: no secret comes from this generator.
     rng = random.Random(seed)  # nosec B311
     now = utcnow().replace(microsecond=0)
-    first_user = _next_id(User)
-    first_attempt = _next_id(Attempt)
-    user_ids = range(first_user, first_user + players)
     writer = _writer()
+    # Locks in the order a finish takes them: its attempt, then the quiz rows (in id
+    # order, as in leaderboard.py). The raised versions make servers drop the boards
+    # they cached.
+    first_user = writer.reserve_ids(User, players)
+    first_attempt = writer.reserve_ids(Attempt, attempts)
+    db.session.execute(
+        sa.update(Quiz)
+        .where(Quiz.id.in_(sorted(shape.id for shape in shapes)))
+        .values(board_version=Quiz.board_version + 1, updated_at=Quiz.updated_at)
+    )
+    user_ids = range(first_user, first_user + players)
     writer.write(User, _users(user_ids, rng, now, days))
     bests: dict[tuple[int, int], _Best] = {}
     writer.write(
@@ -174,18 +183,7 @@ def fill(
     leaderboard.add_tallies(list(_tallies(bests)))
     totals = _totals(bests)
     writer.write(PlayerTotal, totals)
-    # Servers that cached these boards must read them again.
-    db.session.execute(
-        sa.update(Quiz)
-        .where(Quiz.id.in_([shape.id for shape in shapes]))
-        .values(board_version=Quiz.board_version + 1, updated_at=Quiz.updated_at)
-    )
-    writer.finish()
     return Filled(players, attempts, len(bests), len(totals))
-
-
-def _next_id(model) -> int:
-    return (db.session.scalar(sa.select(sa.func.max(model.id))) or 0) + 1
 
 
 def _users(ids: range, rng: random.Random, now: datetime, days: int) -> Iterator[dict]:
@@ -309,37 +307,47 @@ def _writer() -> _Writer:
 
 
 class _Writer:
-    """Batched inserts through SQLAlchemy Core, in the session's transaction."""
+    """Batched inserts through SQLAlchemy Core, in the session's transaction (SQLite:
+    begun with BEGIN IMMEDIATE, so no other writer runs until it ends)."""
+
+    def reserve_ids(self, model, count: int) -> int:
+        """The first of ``count`` unused ids for new rows of ``model``."""
+        return (db.session.scalar(sa.select(sa.func.max(model.id))) or 0) + 1
 
     def write(self, model, rows: Iterable[dict]) -> None:
         table = model.__table__
         for batch in _batches(rows):
             db.session.execute(table.insert(), batch)
 
-    def finish(self) -> None:
-        db.session.commit()
-
 
 class _PostgresWriter(_Writer):
-    """``COPY ... FROM STDIN`` on the session's connection, then the id sequences."""
+    """``COPY ... FROM STDIN`` on the session's connection."""
+
+    def reserve_ids(self, model, count: int) -> int:
+        """Take ``count`` ids from the table's sequence, under a lock that keeps
+        other inserts out until the transaction ends (ids never collide)."""
+        name = model.__tablename__
+        db.session.execute(sa.text(f'LOCK TABLE "{name}" IN SHARE ROW EXCLUSIVE MODE'))
+        sequence = sa.func.pg_get_serial_sequence(f'"{name}"', "id")
+        after_rows = (db.session.scalar(sa.select(sa.func.max(model.id))) or 0) + 1
+        first = max(db.session.scalar(sa.select(sa.func.nextval(sequence))), after_rows)
+        if count:
+            db.session.execute(sa.select(sa.func.setval(sequence, first + count - 1)))
+        return first
 
     def write(self, model, rows: Iterable[dict]) -> None:
-        table = model.__table__
-        names = [c.name for c in table.columns]
+        rows = iter(rows)
+        first = next(rows, None)
+        if first is None:
+            return
+        names = list(first)  # the columns given; others take their defaults
         columns = ", ".join(f'"{name}"' for name in names)
         raw = db.session.connection().connection.driver_connection
         with raw.cursor() as cursor:
-            copy_sql = f'COPY "{table.name}" ({columns}) FROM STDIN'
+            copy_sql = f'COPY "{model.__tablename__}" ({columns}) FROM STDIN'
             with cursor.copy(copy_sql) as copy:
-                for row in rows:
+                for row in chain([first], rows):
                     copy.write_row([_pg_value(row[name]) for name in names])
-
-    def finish(self) -> None:
-        for model in (User, Attempt):
-            sequence = sa.func.pg_get_serial_sequence(f'"{model.__tablename__}"', "id")
-            highest = sa.select(sa.func.max(model.id)).scalar_subquery()
-            db.session.execute(sa.select(sa.func.setval(sequence, highest)))
-        db.session.commit()
 
 
 def _pg_value(value):
