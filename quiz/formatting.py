@@ -18,7 +18,7 @@ def score(value: float | None) -> str:
     return text or "0"
 
 
-def count(value: int) -> str:
+def thousands(value: int) -> str:
     """12345 -> "12,345": ranks and totals on large boards."""
     return f"{value:,}"
 
@@ -52,7 +52,7 @@ def histogram_svg(counts, title: str) -> Markup:
 
 def init_app(app: Flask) -> None:
     app.add_template_filter(histogram_svg)
-    app.add_template_filter(count)
+    app.add_template_filter(thousands)
     app.add_template_filter(score)
     app.add_template_filter(percent)
     app.add_template_filter(duration)

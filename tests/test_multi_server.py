@@ -493,6 +493,12 @@ def test_both_servers_show_the_same_leaderboards(servers):
     first = _start_quiz(browser, b)
     attempt = _attempt_id(first)
     _answer(browser, a, first)
+    # Both servers' workers cache the board as it is before the finish; the finish
+    # on A must make every one of those copies stale.
+    for server in (a, b):
+        for _ in range(4):
+            page = browser.get(f"{server.url}/quizzes/{QUIZ}/leaderboard")
+            assert not any("Gus Guest" in row[1] for row in page.board())
     finished = browser.post(
         f"{a.url}/attempts/{attempt}/finish", {"csrf_token": first.csrf_token()}
     )
