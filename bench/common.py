@@ -95,6 +95,7 @@ def ensure_dataset(data: Dataset, *, fresh: bool = False) -> Dataset:
     WORK.mkdir(parents=True, exist_ok=True)
     marker = WORK / (data.name + f".{data.kind}.json")
     if marker.exists() and not fresh:
+        flask(data.url, "db", "upgrade")  # a kept database follows new migrations
         return data
     marker.unlink(missing_ok=True)
     if data.kind == "sqlite":
