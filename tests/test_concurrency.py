@@ -76,3 +76,83 @@ def test_racing_starts_create_one_attempt(app):
     assert responses[0].headers["Location"] == responses[1].headers["Location"]
     with app.app_context():
         assert count(Attempt) == 1
+
+
+def _finished_attempt(user_id, quiz_id, score, seconds):
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC)
+    return Attempt(
+        user_id=user_id,
+        quiz_id=quiz_id,
+        pass_mark=50,
+        score=score,
+        max_score=6.0,
+        started_at=now - timedelta(seconds=seconds),
+        finished_at=now,
+        duration_ms=seconds * 1000,
+        passed=True,
+    )
+
+
+def test_a_finish_racing_a_guest_hand_over_to_the_same_account(app):
+    """The account finishing an attempt while a guest hands theirs over to it: both
+    commit (no deadlock), and the best score and the tallies agree afterwards."""
+    from quiz import accounts, leaderboard, sqlite
+    from quiz.models import BestScore, ScoreTally
+    from tests.factories import make_account, make_player
+
+    with app.app_context():
+        quiz_id = make_quiz("race").id
+        account_id = make_account("racer@example.org", role="player").id
+    for round_ in range(6):
+        with app.app_context():
+            guest = make_player(f"Guest {round_}")
+            for user_id, score in ((account_id, 1.0), (guest.id, 4.0 + round_ % 2)):
+                attempt = _finished_attempt(user_id, quiz_id, score, 30)
+                db.session.add(attempt)
+                db.session.flush()
+                leaderboard.record_finished(attempt)
+            db.session.commit()
+            guest_id = guest.id
+
+        def finish_as_account(score=3.0 + round_):
+            with app.app_context(), sqlite.write_intent():
+                attempt = _finished_attempt(account_id, quiz_id, score, 20)
+                db.session.add(attempt)
+                db.session.flush()
+                leaderboard.record_finished(attempt)
+                db.session.commit()
+                return "finished"
+
+        def hand_over(guest_id=guest_id):
+            with app.app_context(), sqlite.write_intent():
+                users = {u.id: u for u in db.session.scalars(sa.select(accounts.User))}
+                accounts.merge_guest(users[guest_id], users[account_id])
+                db.session.commit()
+                return "handed over"
+
+        assert race(finish_as_account, hand_over) == ["finished", "handed over"]
+        with app.app_context():
+            scores = db.session.scalars(
+                sa.select(Attempt.score).where(
+                    Attempt.user_id == account_id, Attempt.quiz_id == quiz_id
+                )
+            ).all()
+            best = db.session.get(BestScore, (quiz_id, account_id))
+            assert best.score == max(scores)
+            tallies = dict(
+                db.session.execute(
+                    sa.select(ScoreTally.score, ScoreTally.players).where(
+                        ScoreTally.quiz_id == quiz_id, ScoreTally.players != 0
+                    )
+                ).all()
+            )
+            expected = dict(
+                db.session.execute(
+                    sa.select(BestScore.score, sa.func.count())
+                    .where(BestScore.quiz_id == quiz_id)
+                    .group_by(BestScore.score)
+                ).all()
+            )
+            assert tallies == expected
