@@ -19,6 +19,7 @@ import platform
 
 from bench import players
 from bench.common import (
+    BOARD_QUIZ,
     WORK,
     WORKERS,
     Dataset,
@@ -29,8 +30,6 @@ from bench.common import (
     row,
     wrk,
 )
-
-LEADERBOARD_QUIZ = "source-code-demands"
 
 
 def main() -> None:
@@ -65,11 +64,11 @@ def run(kind: str, args) -> None:
         label = f"{data.attempts:,} attempts"
         app = players.local_app(data.url)
         client, player = players.guest(app, "Bench Player")
-        players.play_through(app, client, player, LEADERBOARD_QUIZ)
+        players.play_through(app, client, player, BOARD_QUIZ)
         headers = player.headers
         with gunicorn("quiz:create_app()", flask_env(data.url)) as server:
             board = wrk(
-                f"{server.url}/quizzes/{LEADERBOARD_QUIZ}/leaderboard",
+                f"{server.url}/quizzes/{BOARD_QUIZ}/leaderboard",
                 headers=headers,
                 **measure,
             )

@@ -24,6 +24,7 @@ from contextlib import ExitStack
 
 from bench import players
 from bench.common import (
+    BOARD_QUIZ,
     REDIS_URL,
     WORK,
     WORKERS,
@@ -36,8 +37,6 @@ from bench.common import (
     wrk,
 )
 
-QUIZ = "source-code-demands"
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -47,7 +46,7 @@ def main() -> None:
     data = ensure_dataset(Dataset("postgresql", 100_000, 1_000_000))
     app = players.local_app(data.url)
     client, player = players.guest(app, "Scale Player")
-    players.play_through(app, client, player, QUIZ)
+    players.play_through(app, client, player, BOARD_QUIZ)
     print(
         f"PostgreSQL, {data.attempts:,} attempts; {WORKERS} workers in all; "
         f"wrk {args.connections} connections in all, {args.seconds} s each"
@@ -70,7 +69,7 @@ def main() -> None:
             threads = 1 if servers > 1 else 2
             measure = {"seconds": args.seconds, "threads": threads}
             board = _together(
-                [f"{url}/quizzes/{QUIZ}/leaderboard" for url in urls],
+                [f"{url}/quizzes/{BOARD_QUIZ}/leaderboard" for url in urls],
                 [{"headers": player.headers, **measure}] * servers,
                 args.connections,
             )
