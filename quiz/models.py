@@ -262,7 +262,10 @@ class BestScore(db.Model):
     )
 
     quiz_id: Mapped[int] = mapped_column(sa.ForeignKey("quiz.id"), primary_key=True)
-    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id"), primary_key=True)
+    # Indexed on its own too: a player's total reads their best scores on every quiz.
+    user_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("user.id"), primary_key=True, index=True
+    )
     attempt_id: Mapped[int] = mapped_column(sa.ForeignKey("attempt.id"))
     score: Mapped[float]
     max_score: Mapped[float]
