@@ -10,11 +10,12 @@ from werkzeug.routing import IntegerConverter
 
 from . import config, models, sqlite
 from .extensions import csrf, db, limiter, login_manager, migrate
+from .flaskapp import QuizFlask
 
 
 def create_app(test_config: dict | None = None) -> Flask:
     """Create and configure the app: settings, extensions, blueprints, errors, CLI."""
-    app = Flask(
+    app = QuizFlask(
         __name__,
         instance_relative_config=True,
         template_folder=str(config.TEMPLATE_DIR),

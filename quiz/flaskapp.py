@@ -1,0 +1,92 @@
+"""The Flask class of the app: Flask, minus work it repeats on every request.
+
+URL building, memoised: a page's layout, its pagination and its cards build a dozen or more URLs per view
+(navigation, static files, page links), and werkzeug's builder costs more than
+rendering the rest of the page. A built URL depends only on the endpoint, its
+values and, within a request, on the application root and the request method (the
+method picks among rules of one endpoint), so those make the key. Anything else
+(external URLs, anchors, URL defaults, unhashable values) is built afresh.
+
+Session cookies: Flask builds the cookie's signing serializer twice per request
+(to read the cookie and to write it), and building one signs a test value. The app
+keeps one per secret key instead; signing and checking are unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, has_request_context, request
+from flask.sessions import SecureCookieSessionInterface
+from itsdangerous import URLSafeTimedSerializer
+
+MAX_URLS = 4096
+
+
+class SignedCookieSessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, with the serializer built once per key."""
+
+    def __init__(self) -> None:
+        self._serializer: tuple[tuple, URLSafeTimedSerializer | None] | None = None
+
+    def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
+        keys = (app.secret_key, tuple(app.config.get("SECRET_KEY_FALLBACKS") or ()))
+        if self._serializer is None or self._serializer[0] != keys:
+            self._serializer = (keys, super().get_signing_serializer(app))
+        return self._serializer[1]
+
+
+class QuizFlask(Flask):
+    """Flask, with ``url_for`` remembering the relative URLs it built and session
+    cookies signed by one serializer."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._built_urls: dict[tuple, str] = {}
+        self.session_interface = SignedCookieSessions()
+
+    def url_for(
+        self,
+        endpoint: str,
+        *,
+        _anchor: str | None = None,
+        _method: str | None = None,
+        _scheme: str | None = None,
+        _external: bool | None = None,
+        **values: Any,
+    ) -> str:
+        if (
+            _anchor is None
+            and _method is None
+            and _scheme is None
+            and not _external
+            and endpoint[:1] != "."
+            and not self.url_default_functions
+            and has_request_context()
+        ):
+            environ = request.environ
+            key = (
+                environ.get("SCRIPT_NAME", ""),
+                environ.get("REQUEST_METHOD"),
+                endpoint,
+                *values.items(),
+            )
+            try:
+                return self._built_urls[key]
+            except KeyError:
+                pass
+            except TypeError:  # a value that cannot be a key (a list, say)
+                return super().url_for(endpoint, **values)
+            url = super().url_for(endpoint, **values)
+            if len(self._built_urls) >= MAX_URLS:
+                self._built_urls.clear()
+            self._built_urls[key] = url
+            return url
+        return super().url_for(
+            endpoint,
+            _anchor=_anchor,
+            _method=_method,
+            _scheme=_scheme,
+            _external=_external,
+            **values,
+        )
