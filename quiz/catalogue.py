@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from .cache import cached
-from .extensions import db
+from .extensions import db, execute_core
 from .models import (
     Attempt,
     BestScore,
@@ -102,7 +102,7 @@ _PLAYER_PART = sa.union_all(
 
 def _content_stamp() -> int | None:
     """The content version: it changes with any quiz, question, revision or choice."""
-    return db.session.scalar(_STAMP)
+    return execute_core(_STAMP).scalar()
 
 
 CONTENT = (Quiz, Question, QuestionRevision, Choice)
@@ -166,7 +166,7 @@ def _player_part(
     """The player's best scores and open (not timed-out) attempts, in one query."""
     if player is None or not quiz_ids:
         return {}, {}
-    rows = db.session.execute(
+    rows = execute_core(
         _PLAYER_PART, {"user_id": player.id, "quiz_ids": quiz_ids, "now": utcnow()}
     )
     best, open_ids = {}, {}

@@ -1,5 +1,6 @@
 """Extension objects, created unbound and initialised in ``create_app``."""
 
+import sqlalchemy as sa
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -28,3 +29,12 @@ csrf = CSRFProtect()
 migrate = Migrate()
 # No default limits: specific routes (sign-in) say what they limit and by which key.
 limiter = Limiter(key_func=get_remote_address)
+
+
+def execute_core(statement, params: dict | None = None) -> sa.CursorResult:
+    """Run a Core statement on the session's connection, inside its transaction.
+
+    For the busiest pages' plain-row queries and inserts: it skips the ORM's
+    statement and result handling (and autoflush, so flush pending objects first).
+    """
+    return db.session.connection().execute(statement, params)

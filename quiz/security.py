@@ -7,6 +7,7 @@ import logging
 import secrets
 from urllib.parse import urlsplit
 
+import sqlalchemy as sa
 from flask import (
     Flask,
     abort,
@@ -83,6 +84,10 @@ def request_id() -> str:
     return g.request_id
 
 
+# Built once: every signed-in request runs it (``Session.get`` builds its query anew).
+_USER_BY_ID = sa.select(User).where(User.id == sa.bindparam("id"))
+
+
 @login_manager.user_loader
 def load_user(session_id: str) -> User | None:
     """The user for a session or remember-me id ``"<user id>:<session token>"``.
@@ -93,7 +98,7 @@ def load_user(session_id: str) -> User | None:
     user_id, _, token = session_id.partition(":")
     if not user_id.isdigit() or not token:
         return None
-    user = db.session.get(User, int(user_id))
+    user = db.session.scalar(_USER_BY_ID, {"id": int(user_id)})
     if user is None or user.is_disabled:
         return None
     if not hmac.compare_digest(user.session_token.encode(), token.encode()):

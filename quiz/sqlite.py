@@ -4,8 +4,9 @@ A deferred SQLite transaction that first reads and then writes can fail at once 
 "database is locked" when another writer got there first; waiting does not help it.
 Requests that change state (anything but GET, HEAD, OPTIONS) and CLI writers inside
 ``write_intent()`` therefore begin with ``BEGIN IMMEDIATE``, which waits for the
-write lock (busy timeout) before reading. A connection goes back to the pool with no
-transaction open, even after a COMMIT that failed.
+write lock (busy timeout) before reading. Pages that only read (play pages fetched
+with GET) begin no transaction at all: each query is its own. A connection goes back
+to the pool with no transaction open, even after a COMMIT that failed.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-from flask import has_request_context, request
+from flask import g, has_request_context, request
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
@@ -30,6 +31,11 @@ def _wants_write_lock() -> bool:
     if _write_intent.get():
         return True
     return has_request_context() and request.method not in READ_ONLY_METHODS
+
+
+def _read_only_page() -> bool:
+    """A page that only reads (``g.read_only_page``, set by the play blueprint)."""
+    return has_request_context() and g.get("read_only_page", False)
 
 
 @contextmanager
@@ -59,6 +65,8 @@ def configure(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection):
+        if _read_only_page():
+            return  # each statement is its own transaction
         connection.exec_driver_sql(
             "BEGIN IMMEDIATE" if _wants_write_lock() else "BEGIN"
         )

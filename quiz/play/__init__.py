@@ -15,12 +15,12 @@ class ReadOnlyPageWrote(RuntimeError):
 
 @bp.before_request
 def _read_only_pages() -> None:
-    """Play pages fetched with GET only read. On PostgreSQL each of their queries runs
-    on its own (autocommit), without the BEGIN and ROLLBACK round trips of a
-    transaction; on every database a write from such a page is refused."""
+    """Play pages fetched with GET only read. Each of their queries runs on its own
+    (autocommit), without a transaction's BEGIN and ROLLBACK (round trips, on
+    PostgreSQL); a write from such a page is refused."""
     if request.method not in READ_ONLY_METHODS:
         return
-    g.read_only_page = True
+    g.read_only_page = True  # SQLite's BEGIN hook reads it too
     if db.engine.dialect.name == "postgresql" and not db.session().in_transaction():
         db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 

@@ -19,7 +19,7 @@ from markupsafe import Markup
 from .. import attempts, catalogue, leaderboard, players
 from ..cache import cached
 from ..errors import render_error
-from ..extensions import db, limiter
+from ..extensions import db, execute_core, limiter
 from ..models import Quiz
 from ..security import safe_next_url
 from . import bp
@@ -204,7 +204,7 @@ _BOARD_QUIZ = sa.select(Quiz.id, Quiz.slug, Quiz.title, Quiz.board_version).wher
 
 
 def _board_quiz(slug: str) -> sa.Row:
-    quiz = db.session.execute(_BOARD_QUIZ, {"slug": slug}).first()
+    quiz = execute_core(_BOARD_QUIZ, {"slug": slug}).first()
     if quiz is None:
         abort(404)
     return quiz
