@@ -16,7 +16,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
 from . import leaderboard, scoring
-from .extensions import db
+from .cache import cached
+from .extensions import db, execute_core
 from .models import (
     Attempt,
     AttemptItem,
@@ -259,6 +260,229 @@ def review(attempt: Attempt) -> list[ReviewItem]:
 # --- answering and finishing --------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class SheetItem:
+    """One question of an attempt as answering needs it."""
+
+    position: int
+    question_id: int
+    revision_id: int
+    choice_order: list[int]
+    answered: bool
+    answered_at: datetime | None
+
+
+@dataclass(frozen=True)
+class AnswerSheet:
+    """What answering needs of an attempt: its state and its questions, each with
+    whether (and when) it was answered. Read in two queries, under the attempt's
+    lock, without building the attempt, its items and its responses as ORM objects."""
+
+    attempt_id: int
+    user_id: int
+    started_at: datetime
+    deadline: datetime | None
+    finished: bool
+    items: dict[int, SheetItem]
+
+    @classmethod
+    def of(cls, attempt: Attempt) -> AnswerSheet:
+        """The sheet of an attempt already loaded (and locked) as an ORM object."""
+        responses = responses_by_position(attempt)
+        return cls(
+            attempt_id=attempt.id,
+            user_id=attempt.user_id,
+            started_at=attempt.started_at,
+            deadline=attempt.deadline,
+            finished=attempt.finished_at is not None,
+            items={
+                item.position: SheetItem(
+                    item.position,
+                    item.question_id,
+                    item.revision_id,
+                    list(item.choice_order),
+                    item.position in responses,
+                    getattr(responses.get(item.position), "answered_at", None),
+                )
+                for item in attempt.items
+            },
+        )
+
+    def item(self, position: int) -> SheetItem:
+        try:
+            return self.items[position]
+        except KeyError:
+            raise QuestionNotInAttempt(
+                f"This attempt has no question {position}; it has {len(self.items)}."
+            ) from None
+
+    def is_expired(self, now: datetime | None = None) -> bool:
+        return (
+            not self.finished
+            and self.deadline is not None
+            and (now or utcnow()) >= self.deadline
+        )
+
+
+# Two statements, not one: on PostgreSQL a statement that waited for the attempt's lock
+# still reads the other tables as they were when it began, so the responses are read
+# by a second statement, once the lock is held.
+_LOCK_ATTEMPT = (
+    sa.select(
+        Attempt.user_id, Attempt.started_at, Attempt.deadline, Attempt.finished_at
+    )
+    .where(Attempt.id == sa.bindparam("attempt_id"))
+    .with_for_update()
+)
+_SHEET_ITEMS = (
+    sa.select(
+        AttemptItem.position,
+        AttemptItem.question_id,
+        AttemptItem.revision_id,
+        AttemptItem.choice_order,
+        Response.id.label("response_id"),
+        Response.answered_at,
+    )
+    .outerjoin(
+        Response,
+        sa.and_(
+            Response.attempt_id == AttemptItem.attempt_id,
+            Response.question_id == AttemptItem.question_id,
+        ),
+    )
+    .where(AttemptItem.attempt_id == sa.bindparam("attempt_id"))
+)
+
+
+def answer_sheet(attempt_id: int, user: User) -> AnswerSheet:
+    """Lock the player's attempt and read its sheet; ``AttemptNotFound`` if the
+    attempt is not theirs."""
+    attempt = execute_core(_LOCK_ATTEMPT, {"attempt_id": attempt_id}).first()
+    if attempt is None or attempt.user_id != user.id:
+        raise AttemptNotFound("There is no such attempt for you.")
+    rows = execute_core(_SHEET_ITEMS, {"attempt_id": attempt_id})
+    return AnswerSheet(
+        attempt_id=attempt_id,
+        user_id=attempt.user_id,
+        started_at=attempt.started_at,
+        deadline=attempt.deadline,
+        finished=attempt.finished_at is not None,
+        items={
+            row.position: SheetItem(
+                row.position,
+                row.question_id,
+                row.revision_id,
+                row.choice_order,
+                row.response_id is not None,
+                row.answered_at,
+            )
+            for row in rows
+        },
+    )
+
+
+@dataclass(frozen=True)
+class Marking:
+    """What marking an answer needs of a question revision."""
+
+    type: str
+    points: int
+    correct: frozenset[int]
+
+
+_MARKING = (
+    sa.select(QuestionRevision.type, QuestionRevision.points, Choice.id)
+    .join(
+        Choice,
+        sa.and_(Choice.revision_id == QuestionRevision.id, Choice.is_correct),
+        isouter=True,
+    )
+    .where(QuestionRevision.id == sa.bindparam("revision_id"))
+)
+
+
+def marking(revision_id: int) -> Marking:
+    """How a revision is marked. Revisions never change once written (an edit adds
+    a revision), so each process keeps what it read."""
+
+    def read() -> Marking:
+        rows = execute_core(_MARKING, {"revision_id": revision_id}).all()
+        return Marking(
+            rows[0].type,
+            rows[0].points,
+            frozenset(row.id for row in rows if row.id is not None),
+        )
+
+    return cached(("marking", revision_id), read)
+
+
+def record_answer(
+    sheet: AnswerSheet, position: int, chosen: list[int], *, now: datetime | None = None
+) -> bool:
+    """Record and mark a first answer; False if the question was already answered
+    (the answer recorded first stands, unchanged).
+
+    An answer after the deadline finishes the attempt and raises ``AttemptClosed``;
+    the answer that completes the attempt finishes it. Call with a sheet read by
+    ``answer_sheet`` (or ``AnswerSheet.of`` a locked attempt) in this transaction.
+    """
+    now = now or utcnow()
+    item = sheet.item(position)
+    if item.answered:
+        return False
+    if sheet.finished:
+        raise AttemptClosed("This attempt is finished; answers can no longer change.")
+    if sheet.is_expired(now):
+        finish(_loaded_attempt(sheet), now=now)
+        raise AttemptClosed(
+            "Time is up: the answer was not recorded. Your attempt was finished "
+            "with the answers given before the deadline."
+        )
+    rules = marking(item.revision_id)
+    chosen_set = _checked_choice(rules, item, chosen)
+    marked = scoring.mark(rules.type, rules.points, rules.correct, chosen_set)
+    answered = [i.answered_at for i in sheet.items.values() if i.answered_at]
+    since = max([sheet.started_at, *answered])
+    execute_core(
+        _RECORD,
+        {
+            "attempt_id": sheet.attempt_id,
+            "position": position,
+            "question_id": item.question_id,
+            "revision_id": item.revision_id,
+            "chosen": sorted(chosen_set),
+            "points": marked.points,
+            "is_correct": marked.is_correct,
+            "answered_at": now,
+            "seconds": round(max(0.0, (now - since).total_seconds()), 3),
+        },
+    )
+    if all(i.answered for i in sheet.items.values() if i.position != position):
+        finish(_loaded_attempt(sheet), now=now)
+    return True
+
+
+_RECORD = sa.insert(Response.__table__)
+
+
+def _checked_choice(rules: Marking, item: SheetItem, chosen: list[int]) -> set[int]:
+    chosen_set = set(chosen)
+    if not chosen_set:
+        raise InvalidAnswer("Choose an answer before submitting.")
+    if not chosen_set <= set(item.choice_order):
+        raise InvalidAnswer("That choice is not one of this question's options.")
+    if rules.type != "multiple" and len(chosen_set) != 1:
+        raise InvalidAnswer("Choose exactly one answer.")
+    return chosen_set
+
+
+def _loaded_attempt(sheet: AnswerSheet) -> Attempt:
+    """The attempt as an ORM object, with its responses as they are now."""
+    attempt = db.session.get(Attempt, sheet.attempt_id)
+    db.session.expire(attempt, ["responses"])
+    return attempt
+
+
 def answer(
     attempt: Attempt, position: int, chosen: list[int], *, now: datetime | None = None
 ) -> Response:
@@ -268,56 +492,10 @@ def answer(
     answer after the deadline finishes the attempt and raises ``AttemptClosed``.
     Call with an attempt locked by ``get_for_player(..., lock=True)``.
     """
-    now = now or utcnow()
-    item = item_at(attempt, position)
-    recorded = responses_by_position(attempt).get(position)
-    if recorded is not None:
-        return recorded
-    if attempt.finished_at is not None:
-        raise AttemptClosed("This attempt is finished; answers can no longer change.")
-    if is_expired(attempt, now):
-        finish(attempt, now=now)
-        raise AttemptClosed(
-            "Time is up: the answer was not recorded. Your attempt was finished "
-            "with the answers given before the deadline."
-        )
-    revision = item.revision
-    chosen_set = set(chosen)
-    if not chosen_set:
-        raise InvalidAnswer("Choose an answer before submitting.")
-    if not chosen_set <= set(item.choice_order):
-        raise InvalidAnswer("That choice is not one of this question's options.")
-    if revision.type != "multiple" and len(chosen_set) != 1:
-        raise InvalidAnswer("Choose exactly one answer.")
-    marked = scoring.mark(
-        revision.type,
-        revision.points,
-        {c.id for c in revision.choices if c.is_correct},
-        chosen_set,
-    )
-    response = Response(
-        attempt=attempt,
-        position=position,
-        question_id=item.question_id,
-        revision_id=revision.id,
-        chosen=sorted(chosen_set),
-        points=marked.points,
-        is_correct=marked.is_correct,
-        answered_at=now,
-        seconds=_seconds_on_question(attempt, now),
-    )
-    db.session.add(response)
     db.session.flush()
-    if next_position(attempt) is None:
-        finish(attempt, now=now)
-    return response
-
-
-def _seconds_on_question(attempt: Attempt, now: datetime) -> float:
-    """Time since the previous answer (or the start): how long this one took."""
-    times = [r.answered_at for r in attempt.responses if r.answered_at is not None]
-    since = max([attempt.started_at, *times])
-    return round(max(0.0, (now - since).total_seconds()), 3)
+    record_answer(AnswerSheet.of(attempt), position, chosen, now=now)
+    db.session.expire(attempt, ["responses"])
+    return responses_by_position(attempt)[position]
 
 
 def finish(attempt: Attempt, *, now: datetime | None = None) -> bool:

@@ -267,3 +267,60 @@ def test_empty_quiz_cannot_start(ctx):
         question.is_archived = True
     with pytest.raises(attempts.QuizUnavailable, match="no questions"):
         attempts.start(make_player(), quiz)
+
+
+def test_the_answer_sheet_reads_what_the_attempt_holds(ctx):
+    quiz, player = make_quiz(), make_player()
+    attempt = attempts.start(player, quiz)
+    attempts.answer(attempt, 2, correct_choices(attempt, 2))
+    db.session.commit()
+    sheet = attempts.answer_sheet(attempt.id, player)
+    assert sheet == attempts.AnswerSheet.of(attempt)
+    assert [(i.position, i.answered) for i in sheet.items.values()] == [
+        (1, False),
+        (2, True),
+        (3, False),
+    ]
+    assert sheet.items[2].answered_at is not None
+    assert sheet.items[1].choice_order == attempt.items[0].choice_order
+    with pytest.raises(attempts.AttemptNotFound):
+        attempts.answer_sheet(attempt.id, make_player("someone else"))
+    with pytest.raises(attempts.AttemptNotFound):
+        attempts.answer_sheet(attempt.id + 1000, player)
+    with pytest.raises(attempts.QuestionNotInAttempt, match="no question 9; it has 3"):
+        sheet.item(9)
+
+
+def test_a_second_record_of_the_same_question_changes_nothing(ctx):
+    quiz, player = make_quiz(), make_player()
+    attempt = attempts.start(player, quiz)
+    db.session.commit()
+    first = attempts.answer_sheet(attempt.id, player)
+    assert attempts.record_answer(first, 1, correct_choices(attempt, 1)) is True
+    again = attempts.answer_sheet(attempt.id, player)
+    assert attempts.record_answer(again, 1, wrong_choice(attempt, 1)) is False
+    (response,) = db.session.scalars(sa.select(Response)).all()
+    assert response.points == 1.0 and response.chosen == correct_choices(attempt, 1)
+
+
+def test_marking_is_read_once_per_revision(ctx):
+    quiz, player = make_quiz(), make_player()
+    attempt = attempts.start(player, quiz)
+    item = attempts.review_item(attempt, 1)
+    rules = attempts.marking(item.revision.id)
+    assert rules == attempts.Marking(
+        item.revision.type,
+        item.revision.points,
+        frozenset(c.id for c in item.choices if c.is_correct),
+    )
+    statements = []
+
+    def note(*_args):
+        statements.append(1)
+
+    sa.event.listen(db.engine, "before_cursor_execute", note)
+    try:
+        assert attempts.marking(item.revision.id) is rules
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", note)
+    assert statements == []

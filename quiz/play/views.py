@@ -101,22 +101,22 @@ def question(attempt_id: int, position: int):
 @bp.post("/attempts/<int:attempt_id>/questions/<int:position>")
 @login_required
 def answer(attempt_id: int, position: int):
-    attempt = _player_attempt(attempt_id, lock=True)
-    item = _review_item(attempt, position)
-    form = AnswerForm(item.choice_ids)
-    still_open = not attempt.is_finished and not attempts.is_expired(attempt)
-    if still_open and item.response is None and not form.validate_on_submit():
-        return _render_question(attempt, item, form, status=422)
+    sheet = _answer_sheet(attempt_id)
+    item = _sheet_item(sheet, position)
+    form = AnswerForm(item.choice_order)
+    still_open = not sheet.finished and not sheet.is_expired()
+    if still_open and not item.answered and not form.validate_on_submit():
+        return _question_page(attempt_id, position, form, status=422)
     try:
-        attempts.answer(attempt, position, form.choice.data or [])
+        attempts.record_answer(sheet, position, form.choice.data or [])
     except attempts.AttemptClosed as exc:
         db.session.commit()  # keeps the finish that a late answer triggers
         return render_template(
-            "play/closed.html", attempt=attempt, message=str(exc)
+            "play/closed.html", attempt=_player_attempt(attempt_id), message=str(exc)
         ), 409
     except attempts.InvalidAnswer as exc:
         form.choice.errors = [str(exc)]
-        return _render_question(attempt, item, form, status=422)
+        return _question_page(attempt_id, position, form, status=422)
     db.session.commit()
     return redirect(url_for("play.question", attempt_id=attempt_id, position=position))
 
@@ -222,6 +222,25 @@ def _player_attempt(attempt_id: int, *, lock: bool = False):
         return attempts.get_for_player(attempt_id, current_user, lock=lock)
     except attempts.AttemptNotFound:
         abort(404)
+
+
+def _answer_sheet(attempt_id: int) -> attempts.AnswerSheet:
+    try:
+        return attempts.answer_sheet(attempt_id, current_user)
+    except attempts.AttemptNotFound:
+        abort(404)
+
+
+def _sheet_item(sheet: attempts.AnswerSheet, position: int) -> attempts.SheetItem:
+    try:
+        return sheet.item(position)
+    except attempts.QuestionNotInAttempt:
+        abort(404)
+
+
+def _question_page(attempt_id: int, position: int, form, status: int):
+    attempt = _player_attempt(attempt_id)
+    return _render_question(attempt, _review_item(attempt, position), form, status)
 
 
 def _review_item(attempt, position: int) -> attempts.ReviewItem:
