@@ -8,7 +8,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
-from . import config, models, sqlite
+from . import config, models, pool, sqlite
 from .extensions import csrf, db, limiter, login_manager, migrate
 from .flaskapp import QuizFlask
 
@@ -45,12 +45,7 @@ def configure(app: Flask, test_config: dict | None) -> None:
     if url.startswith("sqlite:///"):
         os.makedirs(app.instance_path, exist_ok=True)
     app.config["SQLALCHEMY_DATABASE_URI"] = url
-    app.config.setdefault(
-        "SQLALCHEMY_ENGINE_OPTIONS",
-        config.engine_options(
-            url, pre_ping=config.flag(app.config["DATABASE_PRE_PING"])
-        ),
-    )
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", config.engine_options(url))
     if app.config["PROXY_HOPS"]:
         hops = int(app.config["PROXY_HOPS"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
@@ -71,6 +66,13 @@ def register_extensions(app: Flask) -> None:
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             sqlite.configure(db.engine)
+        elif config.flag(app.config["DATABASE_PRE_PING"]):
+            pool.ping_after_rest(
+                db.engine,
+                config.seconds(
+                    "DATABASE_PING_AFTER", app.config["DATABASE_PING_AFTER"]
+                ),
+            )
     from . import cache, security
 
     security.init_app(app)

@@ -62,8 +62,10 @@ def defaults(instance_path: str, env: str = "development") -> dict:
         "SESSION_REFRESH_EACH_REQUEST": False,
         # How many proxies in front of the app set X-Forwarded-For (0: none).
         "PROXY_HOPS": 0,
-        # Check each pooled PostgreSQL connection before use (one round trip each).
+        # Check a pooled PostgreSQL connection before use (one round trip) when it has
+        # rested in the pool more than DATABASE_PING_AFTER seconds (0: every time).
         "DATABASE_PRE_PING": True,
+        "DATABASE_PING_AFTER": 1.0,
         # Worker processes per app server (default: $WEB_CONCURRENCY, else 1); production
         # checks the rate-limit store against it.
         "WORKERS": None,
@@ -159,15 +161,20 @@ def flag(value: object) -> bool:
     raise ConfigError(f"{value!r} is not on or off (use true/false, on/off, 1/0)")
 
 
-def engine_options(url: str, pre_ping: bool = True) -> dict:
+def engine_options(url: str) -> dict:
     """Connection options per database: SQLite waits for locks instead of failing.
-
-    ``pre_ping`` checks every pooled PostgreSQL connection with a round trip before a
-    request uses it, so a connection that died with a database restart is replaced
-    unnoticed. Without it the first request of each worker after a restart fails
-    (the error page) and the pool is then replaced, for one round trip less per
-    request.
-    """
+    (PostgreSQL's connection checks are events: see ``quiz.pool``.)"""
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 15}, "json_serializer": _json_dumps}
-    return {"pool_pre_ping": pre_ping, "json_serializer": _json_dumps}
+    return {"json_serializer": _json_dumps}
+
+
+def seconds(name: str, value: object) -> float:
+    """A duration setting in seconds: a number, zero or more."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = -1.0
+    if not number >= 0:  # also refuses NaN
+        raise ConfigError(f"QUIZ_{name} must be a number of seconds, not {value!r}")
+    return number

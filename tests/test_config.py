@@ -91,3 +91,14 @@ def test_on_off_settings_read_the_usual_spellings(value, expected):
 def test_an_unclear_on_off_setting_is_refused_by_name():
     with pytest.raises(config.ConfigError, match="maybe"):
         config.flag("maybe")
+
+
+@pytest.mark.parametrize(("value", "expected"), [(1, 1.0), ("0.5", 0.5), (0, 0.0)])
+def test_durations_read_as_seconds(value, expected):
+    assert config.seconds("DATABASE_PING_AFTER", value) == expected
+
+
+@pytest.mark.parametrize("value", ["soon", -1, "nan", None])
+def test_a_duration_that_is_not_seconds_is_refused_by_name(value):
+    with pytest.raises(config.ConfigError, match="QUIZ_DATABASE_PING_AFTER"):
+        config.seconds("DATABASE_PING_AFTER", value)

@@ -1,5 +1,7 @@
 """PostgreSQL-only checks (skipped on SQLite with the reason shown by ``pytest -ra``)."""
 
+import time
+
 import sqlalchemy as sa
 
 from quiz import leaderboard
@@ -90,14 +92,52 @@ def test_without_pre_ping_a_database_restart_fails_one_request(app_config, reque
     assert client.get("/").status_code == 200
 
 
-def test_with_pre_ping_a_database_restart_fails_no_request(app):
-    """Pre-ping (the default) replaces the dead connection before it is used."""
+def test_a_rested_connection_is_checked_so_a_restart_fails_no_request(
+    app_config, request
+):
+    """A connection that rested in the pool longer than QUIZ_DATABASE_PING_AFTER is
+    checked before use, and a dead one replaced unnoticed."""
+    app_config["DATABASE_PING_AFTER"] = 0.2
+    app = request.getfixturevalue("app")
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    client = app.test_client()
+    assert client.get("/").status_code == 200
+    with app.app_context():
+        assert _end_the_apps_connections() >= 1
+    time.sleep(0.3)
+    assert client.get("/").status_code == 200
+
+
+def test_with_ping_after_zero_every_checkout_is_checked(app_config, request):
+    app_config["DATABASE_PING_AFTER"] = 0
+    app = request.getfixturevalue("app")
     app.config["PROPAGATE_EXCEPTIONS"] = False
     client = app.test_client()
     assert client.get("/").status_code == 200
     with app.app_context():
         assert _end_the_apps_connections() >= 1
     assert client.get("/").status_code == 200
+
+
+def test_a_connection_in_steady_use_is_not_pinged(app_config, request, monkeypatch):
+    """Under load no request pays the check's round trip; after a rest one does."""
+    app_config["DATABASE_PING_AFTER"] = 0.3
+    app = request.getfixturevalue("app")
+    client = app.test_client()
+    with app.app_context():
+        dialect = db.engine.dialect
+    pings = []
+    ping = dialect.do_ping
+    monkeypatch.setattr(dialect, "do_ping", lambda conn: pings.append(1) or ping(conn))
+    assert client.get("/").status_code == 200  # maybe after a rest: setting up
+    pings.clear()
+    for _ in range(5):
+        assert client.get("/").status_code == 200
+    assert pings == []
+    time.sleep(0.4)
+    assert client.get("/").status_code == 200
+    assert client.get("/").status_code == 200
+    assert pings == [1]
 
 
 def _autocommit() -> bool:
