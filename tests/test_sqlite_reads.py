@@ -3,7 +3,7 @@
 import pytest
 import sqlalchemy as sa
 
-from quiz import create_app
+from quiz import create_app, sqlite
 from quiz.extensions import db
 from tests.factories import make_quiz
 
@@ -38,15 +38,19 @@ def _statements(app, do) -> list[str]:
     return seen
 
 
-def test_play_pages_begin_no_transaction_and_forms_begin_immediate(sqlite_app):
+def test_play_pages_begin_no_transaction_and_forms_begin_immediate(
+    sqlite_app, monkeypatch
+):
     client = sqlite_app.test_client()
     client.post("/guest", data={"display_name": "Reader"})
     for page in ("/", "/quizzes/alpha", "/quizzes/alpha/leaderboard", "/leaderboard"):
         statements = _statements(sqlite_app, lambda p=page: client.get(p))
         assert statements, page
         assert not any(s.startswith("BEGIN") for s in statements), (page, statements)
-    started = _statements(sqlite_app, lambda: client.post("/quizzes/alpha/start"))
-    assert started[0] == "BEGIN IMMEDIATE"
+    begun = []
+    monkeypatch.setattr(sqlite, "_begin_immediate", begun.append)
+    statements = _statements(sqlite_app, lambda: client.post("/quizzes/alpha/start"))
+    assert begun and not any(s.startswith("BEGIN") for s in statements)
 
 
 def test_other_pages_fetched_with_get_keep_their_transaction(sqlite_app):
@@ -54,3 +58,46 @@ def test_other_pages_fetched_with_get_keep_their_transaction(sqlite_app):
     client.post("/guest", data={"display_name": "Reader"})
     statements = _statements(sqlite_app, lambda: client.get("/login"))
     assert statements[0] == "BEGIN"  # loading the guest, in a deferred transaction
+
+
+def test_a_writer_gets_the_lock_once_freed_and_the_wait_is_restored(sqlite_app, tmp_path):
+    """A writer that finds the write lock taken gets it soon after it is freed,
+    without SQLite's own sleeps, and nothing else changes: one transaction."""
+    import sqlite3
+    import threading
+
+    blocker = sqlite3.connect(
+        tmp_path / "reads.sqlite", isolation_level=None, check_same_thread=False
+    )
+    blocker.execute("BEGIN IMMEDIATE")
+    threading.Timer(0.05, blocker.rollback).start()
+    with sqlite_app.app_context(), db.engine.connect() as conn:
+        with sqlite.write_intent():
+            conn.begin()
+        assert conn.connection.dbapi_connection.in_transaction
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == (
+            sqlite.BUSY_TIMEOUT_MS
+        )
+        conn.rollback()
+    blocker.close()
+
+
+def test_after_the_quick_wait_sqlite_waits_and_reports_the_lock(
+    sqlite_app, tmp_path, monkeypatch
+):
+    import sqlite3
+
+    monkeypatch.setattr(sqlite, "QUICK_WAIT", 0.05)
+    monkeypatch.setattr(sqlite, "BUSY_TIMEOUT_MS", 50)
+    blocker = sqlite3.connect(tmp_path / "reads.sqlite", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        with sqlite_app.app_context(), db.engine.connect() as conn:
+            with (
+                sqlite.write_intent(),
+                pytest.raises(sa.exc.OperationalError, match="database is locked"),
+            ):
+                conn.begin()
+    finally:
+        blocker.rollback()
+        blocker.close()
