@@ -73,7 +73,7 @@ def main() -> None:
                 [{"headers": player.headers, **measure}] * servers,
                 args.connections,
             )
-            answers = players.open_answers(app, 800 * args.seconds)
+            answers = players.open_answers(app, 1500 * args.seconds)
             scripts = [
                 players.answer_script(answers[i::servers], WORK / f"answers-{i}.lua")
                 for i in range(servers)
