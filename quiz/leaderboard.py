@@ -242,6 +242,9 @@ def quiz_board(
     tally = _QuizTally(quiz_id)
     if version is None:
         return _board(_quiz_source(quiz_id, "all"), page, per_page, me_id, tally)
+    # Pages past the end show the last page: one cache entry for all of them.
+    total = cached(("total", quiz_id, version), tally.total)
+    page = min(max(1, page), max(1, math.ceil(total / per_page)))
     key = ("board", quiz_id, version, page, per_page)
     board = cached(
         key,

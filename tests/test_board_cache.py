@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from flask import current_app
 from hypothesis import Phase, example, given, settings
 from hypothesis import strategies as st
 
@@ -665,3 +666,19 @@ def test_each_app_has_its_own_cache(app, app_config):
     assert other.extensions["quiz.cache"] is not app.extensions["quiz.cache"]
     with other.app_context():
         db.engine.dispose()
+
+
+def test_pages_past_the_end_share_the_last_pages_cache_entry(ctx):
+    quiz = make_quiz()
+    for i, user_id in enumerate(guests(25)):
+        record(quiz.id, user_id, 6 - i * 0.125, 10, T0)
+    v = version(quiz.id)
+    last = leaderboard.quiz_board(quiz.id, version=v, page=2)
+    cache = current_app.extensions["quiz.cache"]
+    entries = len(cache._items)
+    for page in (3, 10, 99_999, 2**31 - 1):
+        with statements() as sent:
+            board = leaderboard.quiz_board(quiz.id, version=v, page=page)
+        assert sent == [] and board == last and board.page == 2
+    assert len(cache._items) == entries
+    assert leaderboard.quiz_board(quiz.id, version=v, page=0).page == 1

@@ -60,7 +60,9 @@ def test_other_pages_fetched_with_get_keep_their_transaction(sqlite_app):
     assert statements[0] == "BEGIN"  # loading the guest, in a deferred transaction
 
 
-def test_a_writer_gets_the_lock_once_freed_and_the_wait_is_restored(sqlite_app, tmp_path):
+def test_a_writer_gets_the_lock_once_freed_and_the_wait_is_restored(
+    sqlite_app, tmp_path
+):
     """A writer that finds the write lock taken gets it soon after it is freed,
     without SQLite's own sleeps, and nothing else changes: one transaction."""
     import sqlite3
@@ -92,12 +94,13 @@ def test_after_the_quick_wait_sqlite_waits_and_reports_the_lock(
     blocker = sqlite3.connect(tmp_path / "reads.sqlite", isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")
     try:
-        with sqlite_app.app_context(), db.engine.connect() as conn:
-            with (
-                sqlite.write_intent(),
-                pytest.raises(sa.exc.OperationalError, match="database is locked"),
-            ):
-                conn.begin()
+        with (
+            sqlite_app.app_context(),
+            db.engine.connect() as conn,
+            sqlite.write_intent(),
+            pytest.raises(sa.exc.OperationalError, match="database is locked"),
+        ):
+            conn.begin()
     finally:
         blocker.rollback()
         blocker.close()
