@@ -557,6 +557,11 @@ def seeded(app):
         return quiz.id
 
 
+def rows_key(key) -> bool:
+    """A cache key of a board's rendered rows."""
+    return key[0] == "fragment" and key[-1][0] == "rows"
+
+
 @pytest.fixture
 def cache_calls(monkeypatch):
     """Every use of the standings cache: (key, computed on this call)."""
@@ -590,7 +595,7 @@ def test_the_page_shows_a_new_best_the_new_total_and_my_new_rank_at_once(
     assert page.my_rank == (3, 3) and page.pages == 2 and page.marked == []
     anonymous = board_page(client.get("/quizzes/alpha/leaderboard"))
     assert [r.name for r in anonymous.rows] == ["Sam Seed", "Sue Seed"]
-    assert any(key[0] == "rows" and not computed for key, computed in cache_calls)
+    assert any(rows_key(key) and not computed for key, computed in cache_calls)
 
     play_as_guest(app, "Nia Newcomer", right=3)  # 6 points, fastest: rank 1
 
@@ -641,7 +646,7 @@ def test_a_cached_rows_fragment_never_marks_another_viewers_row(
         assert [r.name for r in page.rows] == ["Ann Able", "Sam Seed"]
         assert page.marked == [] and 'class="tag">you<' not in page.html
         assert page.my_rank == expected_rank
-    rows_uses = [computed for key, computed in cache_calls if key[0] == "rows"]
+    rows_uses = [computed for key, computed in cache_calls if rows_key(key)]
     assert rows_uses and rows_uses[0] and not all(rows_uses)  # cached, then served
 
     # Ann on the page after the fragment was cached: her own row, and only hers.

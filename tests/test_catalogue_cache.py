@@ -4,10 +4,10 @@ pages fetched with GET cannot write."""
 import pytest
 import sqlalchemy as sa
 
-from quiz import authoring
+from quiz import authoring, fragments
 from quiz.extensions import db
 from quiz.models import ContentVersion, Question, User
-from quiz.play import ReadOnlyPageWrote
+from quiz.play import ReadOnlyPageWrote, views
 from tests.factories import bank_yaml, load_bank, make_account, make_quiz
 
 
@@ -96,3 +96,44 @@ def test_a_get_page_that_writes_is_refused(app, client, monkeypatch):
         client.get("/")
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(User)) == 0
+
+
+def _card(page: str, slug: str) -> str:
+    """The HTML of one quiz's card in the catalogue."""
+    for card in page.split('<li class="card">')[1:]:
+        if f'href="/quizzes/{slug}"' in card:
+            return card.split("</li>")[0]
+    raise AssertionError(f"no card for {slug}")
+
+
+def test_each_player_sees_their_own_card_and_cards_are_shared(app, monkeypatch):
+    from tests.test_board_cache import play_as_guest
+
+    with app.app_context():
+        make_quiz("alpha")
+    ann = play_as_guest(app, "Ann Able", right=3)  # best 6 / 6
+    bob = app.test_client()
+    bob.post("/guest", data={"display_name": "Bob Baker"})
+    bob.post("/quizzes/alpha/start")  # open, nothing finished
+    cat = app.test_client()
+    cat.post("/guest", data={"display_name": "Cat Cole"})
+
+    renders = []
+    real = views.piece
+
+    def counted(template, **context):
+        renders.append(template)
+        return real(template, **context)
+
+    monkeypatch.setattr(views, "piece", counted)
+    monkeypatch.setattr(fragments, "piece", counted)
+    for _ in range(2):
+        ann_card = _card(_page(ann), "alpha")
+        bob_card = _card(_page(bob), "alpha")
+        cat_card = _card(_page(cat), "alpha")
+        assert "Your best" in ann_card and ">6 / 6<" in ann_card
+        assert "Your best" not in bob_card and "Resume" in bob_card
+        assert "Your best" not in cat_card and "Play" in cat_card
+        assert _card(_page(app.test_client()), "alpha") == cat_card
+    # Three kinds of card, each rendered once: a fourth player like Cat reuses hers.
+    assert renders.count("play/_card.html") == 3

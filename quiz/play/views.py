@@ -17,9 +17,9 @@ from flask_login import current_user, login_required, login_user
 from markupsafe import Markup
 
 from .. import attempts, catalogue, leaderboard, players
-from ..cache import cached
 from ..errors import render_error
 from ..extensions import db, execute_core, limiter
+from ..fragments import fragment, piece
 from ..models import Quiz
 from ..security import safe_next_url
 from . import bp
@@ -178,15 +178,20 @@ def board_rows(board: leaderboard.Board, overall: bool = False) -> Markup:
     """The rows of a board's table. A cached page of standings that the viewer is not
     on renders once per version of the standings, not once per view."""
     overall = bool(overall)
-
-    def render() -> Markup:
-        html = render_template("play/_board_rows.html", board=board, overall=overall)
-        # Rendered by an autoescaping template: already safe HTML.
-        return Markup(html)  # nosec B704
-
+    template = "play/_board_rows.html"
     if board.key is None or board.me_on_page:
-        return render()
-    return cached(("rows", board.key, overall), render)
+        return piece(template, board=board, overall=overall)
+    return fragment(
+        ("rows", board.key, overall), template, board=board, overall=overall
+    )
+
+
+@bp.app_template_global()
+def catalogue_card(card: catalogue.Card) -> Markup:
+    """One quiz's card in the catalogue, rendered once for every player it fits (the
+    same quiz, question count and best score, and an attempt open or not)."""
+    key = (card.quiz, card.question_count, card.best, card.open_attempt_id is not None)
+    return fragment(("card", *key), "play/_card.html", card=card)
 
 
 # --- helpers shared by the views above ------------------------------------------------

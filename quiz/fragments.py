@@ -1,0 +1,30 @@
+"""Pieces of pages rendered once and kept, for the busiest pages.
+
+A piece is kept under a key that holds everything the piece shows (a board's
+version and page, a quiz card's values), plus the application root, since pieces
+hold links. It is then served from this process's cache (``quiz.cache``) to every
+viewer it fits, instead of being rendered again on each view.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+
+from flask import render_template, request
+from markupsafe import Markup
+
+from .cache import cached
+
+
+def fragment(key: Hashable, template: str, **context) -> Markup:
+    """``template`` rendered with ``context``: once per ``key``, then kept."""
+    return cached(
+        ("fragment", template, request.script_root, key),
+        lambda: piece(template, **context),
+    )
+
+
+def piece(template: str, **context) -> Markup:
+    """``template`` rendered with ``context``, as HTML to place in a page."""
+    # Rendered by an autoescaping template: already safe HTML.
+    return Markup(render_template(template, **context))  # nosec B704
