@@ -45,6 +45,8 @@ SECURITY_HEADERS = {
 }
 
 
+HSTS = "max-age=31536000; includeSubDomains"
+
 NO_STORE_BLUEPRINTS = frozenset({"auth", "admin", "trainer"})
 
 
@@ -143,16 +145,21 @@ def require_role(role: str):
 
 
 def _set_security_headers(response):
-    for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
-    response.headers["X-Request-ID"] = request_id()
+    """Add the security headers a view did not set itself (one pass over the
+    response's headers: werkzeug's ``setdefault`` scans them and raises an exception
+    for every header that is missing)."""
+    headers = response.headers
+    present = {name.lower() for name, _ in headers}
+    wanted = list(SECURITY_HEADERS.items())
+    if request.is_secure:
+        wanted.append(("Strict-Transport-Security", HSTS))
+    headers.extend(
+        (name, value) for name, value in wanted if name.lower() not in present
+    )
+    headers["X-Request-ID"] = request_id()
     if request.blueprint in NO_STORE_BLUEPRINTS:
         # Personal and administrative pages (and exports) must not linger in caches.
-        response.headers["Cache-Control"] = "no-store"
-    if request.is_secure:
-        response.headers.setdefault(
-            "Strict-Transport-Security", "max-age=31536000; includeSubDomains"
-        )
+        headers["Cache-Control"] = "no-store"
     return response
 
 
