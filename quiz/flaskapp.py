@@ -1,11 +1,13 @@
 """The Flask class of the app: Flask, minus work it repeats on every request.
 
-URL building, memoised: a page's layout, its pagination and its cards build a dozen or more URLs per view
-(navigation, static files, page links), and werkzeug's builder costs more than
-rendering the rest of the page. A built URL depends only on the endpoint, its
+URL building, memoised: a page's layout, its pagination and its cards build a dozen
+or more URLs per view (navigation, static files, page links), and werkzeug's builder
+costs more than rendering the rest of the page. A built URL depends only on the endpoint, its
 values and, within a request, on the application root and the request method (the
-method picks among rules of one endpoint), so those make the key. Anything else
-(external URLs, anchors, URL defaults, unhashable values) is built afresh.
+method picks among rules of one endpoint), so those make the key. Only whole numbers
+and short texts are remembered: anything else (external URLs, anchors, URL defaults,
+other values, host or subdomain matching) is built afresh, so visitors cannot fill
+the memo with long request-chosen text. At ``MAX_URLS`` entries it starts again.
 
 Session cookies: Flask builds the cookie's signing serializer twice per request
 (to read the cookie and to write it), and building one signs a test value. The app
@@ -21,6 +23,14 @@ from flask.sessions import SecureCookieSessionInterface
 from itsdangerous import URLSafeTimedSerializer
 
 MAX_URLS = 4096
+MAX_REMEMBERED_TEXT = 100  # longer values (a "next" path, say) are built afresh
+
+
+def _rememberable(value: object) -> bool:
+    """Ids, page numbers and short texts: a key that cannot mix up ``1``, ``1.0``
+    and ``True`` (equal as keys, different in a URL) nor hold long request text."""
+    kind = type(value)
+    return kind is int or (kind is str and len(value) <= MAX_REMEMBERED_TEXT)
 
 
 class SignedCookieSessions(SecureCookieSessionInterface):
@@ -62,6 +72,9 @@ class QuizFlask(Flask):
             and not _external
             and endpoint[:1] != "."
             and not self.url_default_functions
+            and not self.url_map.host_matching
+            and not self.subdomain_matching
+            and all(_rememberable(value) for value in values.values())
             and has_request_context()
         ):
             environ = request.environ
@@ -71,16 +84,12 @@ class QuizFlask(Flask):
                 endpoint,
                 *values.items(),
             )
-            try:
-                return self._built_urls[key]
-            except KeyError:
-                pass
-            except TypeError:  # a value that cannot be a key (a list, say)
-                return super().url_for(endpoint, **values)
-            url = super().url_for(endpoint, **values)
-            if len(self._built_urls) >= MAX_URLS:
-                self._built_urls.clear()
-            self._built_urls[key] = url
+            url = self._built_urls.get(key)
+            if url is None:
+                url = super().url_for(endpoint, **values)
+                if len(self._built_urls) >= MAX_URLS:
+                    self._built_urls.clear()
+                self._built_urls[key] = url
             return url
         return super().url_for(
             endpoint,

@@ -67,3 +67,65 @@ def test_one_session_serializer_per_secret_key(app, client):
     assert sessions.get_signing_serializer(app) is not first
     # The cookie signed with the old key no longer signs anyone in.
     assert "Key Rotation" not in client.get("/").get_data(as_text=True)
+
+
+def test_a_url_is_built_once_then_remembered(app, monkeypatch):
+    built = []
+    build = Flask.url_for
+
+    def counted(self, endpoint, **values):
+        built.append(endpoint)
+        return build(self, endpoint, **values)
+
+    monkeypatch.setattr(Flask, "url_for", counted)
+    with app.test_request_context("/"):
+        for _ in range(3):
+            url_for("play.quiz", slug="alpha")
+            url_for("play.overall_leaderboard", page=2)
+    assert built == ["play.quiz", "play.overall_leaderboard"]
+
+
+def test_lookalike_values_and_long_texts_are_built_every_time(app):
+    with app.test_request_context("/"):
+        assert url_for("play.overall_leaderboard", page=1).endswith("page=1")
+        assert url_for("play.overall_leaderboard", page=True).endswith("page=True")
+        assert url_for("play.overall_leaderboard", page=1.0).endswith("page=1.0")
+        long_path = "/quizzes/" + "x" * 500
+        assert long_path in url_for("auth.login", next=long_path).replace("%2F", "/")
+    assert all(
+        type(value) in (int, str) and len(str(value)) <= 100
+        for key in app._built_urls
+        for _, value in key[3:]
+    )
+
+
+def test_the_request_method_picks_among_rules_of_one_endpoint():
+    app = flaskapp.QuizFlask(__name__)
+
+    def view() -> str:
+        return ""
+
+    app.add_url_rule("/read", "thing", view, methods=["GET"])
+    app.add_url_rule("/write", "thing", view, methods=["POST"])
+    for _ in range(2):
+        with app.test_request_context("/", method="GET"):
+            assert url_for("thing") == "/read"
+        with app.test_request_context("/", method="POST"):
+            assert url_for("thing") == "/write"
+
+
+def test_fragments_link_to_the_application_root_they_are_shown_under(app):
+    from quiz.extensions import db
+    from tests.factories import make_quiz
+
+    with app.app_context():
+        make_quiz("alpha")
+        db.session.commit()
+    client = app.test_client()
+    for root in ("/a", "/b", "/a"):
+        page = client.get("/", base_url=f"http://localhost{root}").get_data(
+            as_text=True
+        )
+        assert f'href="{root}/quizzes/alpha"' in page
+        other = "/b" if root == "/a" else "/a"
+        assert f'href="{other}/quizzes/alpha"' not in page
