@@ -24,7 +24,9 @@ from sqlalchemy.engine import Engine
 _write_intent: ContextVar[bool] = ContextVar("quiz_sqlite_write_intent", default=False)
 
 BUSY_TIMEOUT_MS = 15_000
-QUICK_WAIT = 2.0  # seconds of waiting for the write lock in short steps
+# Pauses between tries for the write lock (seconds): see _begin_immediate.
+FIRST_PAUSE = 0.00005
+LONGEST_PAUSE = 0.002
 
 
 READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -90,32 +92,33 @@ def configure(engine: Engine) -> None:
 
 
 def _begin_immediate(connection) -> None:
-    """``BEGIN IMMEDIATE``, waiting for the write lock in short steps at first.
+    """``BEGIN IMMEDIATE``, waiting for the write lock in short steps.
 
-    SQLite's own wait (the busy timeout) sleeps 1 ms, then 2, 5, 10 ms and more
-    between tries, while a request here holds the write lock for well under a
-    millisecond: a writer that found the lock taken would mostly sleep, and two
-    workers would write little faster than one. So the first ``QUICK_WAIT`` seconds
-    are tried with SQLite's wait off, sleeping 50 microseconds and doubling up to a
-    millisecond; then SQLite's own wait takes over for the rest of the busy timeout.
+    SQLite's own wait (the busy timeout) sleeps 1 ms, then 2, 5, 10 ms and up to
+    100 ms between tries, while a request here holds the write lock for well under
+    a millisecond: a writer that found the lock taken would mostly sleep, and two
+    workers would write little faster than one. So the lock is tried with SQLite's
+    wait off, sleeping 50 microseconds and doubling up to ``LONGEST_PAUSE``, for the
+    busy timeout in all; then the last try's "database is locked" is the error.
     """
     raw = connection.connection.dbapi_connection
     raw.execute("PRAGMA busy_timeout = 0")
     try:
-        deadline = time.monotonic() + QUICK_WAIT
-        pause = 0.00005
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        pause = FIRST_PAUSE
         while time.monotonic() < deadline:
             try:
                 raw.execute("BEGIN IMMEDIATE")
                 return
             except sqlite3.OperationalError as error:
-                if error.sqlite_errorcode != sqlite3.SQLITE_BUSY:
-                    raise
+                if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+                    break  # not a lock: the try below reports it
             time.sleep(pause)
-            pause = min(pause * 2, 0.001)
+            pause = min(pause * 2, LONGEST_PAUSE)
+        # Once more through SQLAlchemy, which reports a failure as its own error.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
     finally:
         raw.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _is_memory(engine: Engine) -> bool:

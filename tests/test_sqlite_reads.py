@@ -1,5 +1,10 @@
 """SQLite: play pages fetched with GET read without a transaction; forms lock up front."""
 
+import sqlite3
+import threading
+import time
+from types import SimpleNamespace
+
 import pytest
 import sqlalchemy as sa
 
@@ -60,14 +65,19 @@ def test_other_pages_fetched_with_get_keep_their_transaction(sqlite_app):
     assert statements[0] == "BEGIN"  # loading the guest, in a deferred transaction
 
 
-def test_a_writer_gets_the_lock_once_freed_and_the_wait_is_restored(
-    sqlite_app, tmp_path
-):
-    """A writer that finds the write lock taken gets it soon after it is freed,
-    without SQLite's own sleeps, and nothing else changes: one transaction."""
-    import sqlite3
-    import threading
+def test_a_writer_waits_for_the_lock_in_short_steps(sqlite_app, tmp_path, monkeypatch):
+    """A writer that finds the write lock taken tries again after 50 microseconds,
+    then twice as long each time up to 2 ms, instead of SQLite's 1 ms and more; it
+    gets the lock once it is freed, and SQLite's own wait is set back."""
+    pauses = []
 
+    def pause(seconds):
+        pauses.append(seconds)
+        time.sleep(seconds)
+
+    monkeypatch.setattr(
+        sqlite, "time", SimpleNamespace(monotonic=time.monotonic, sleep=pause)
+    )
     blocker = sqlite3.connect(
         tmp_path / "reads.sqlite", isolation_level=None, check_same_thread=False
     )
@@ -77,30 +87,29 @@ def test_a_writer_gets_the_lock_once_freed_and_the_wait_is_restored(
         with sqlite.write_intent():
             conn.begin()
         assert conn.connection.dbapi_connection.in_transaction
-        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == (
-            sqlite.BUSY_TIMEOUT_MS
-        )
+        timeout = conn.exec_driver_sql("PRAGMA busy_timeout").scalar()
         conn.rollback()
     blocker.close()
+    assert timeout == sqlite.BUSY_TIMEOUT_MS
+    assert pauses[:3] == [0.00005, 0.0001, 0.0002]
+    assert max(pauses) <= sqlite.LONGEST_PAUSE
 
 
-def test_after_the_quick_wait_sqlite_waits_and_reports_the_lock(
+def test_a_lock_held_past_the_busy_timeout_is_reported_and_the_wait_restored(
     sqlite_app, tmp_path, monkeypatch
 ):
-    import sqlite3
-
-    monkeypatch.setattr(sqlite, "QUICK_WAIT", 0.05)
     monkeypatch.setattr(sqlite, "BUSY_TIMEOUT_MS", 50)
     blocker = sqlite3.connect(tmp_path / "reads.sqlite", isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")
     try:
-        with (
-            sqlite_app.app_context(),
-            db.engine.connect() as conn,
-            sqlite.write_intent(),
-            pytest.raises(sa.exc.OperationalError, match="database is locked"),
-        ):
-            conn.begin()
+        with sqlite_app.app_context(), db.engine.connect() as conn:
+            with (
+                sqlite.write_intent(),
+                pytest.raises(sa.exc.OperationalError, match="database is locked"),
+            ):
+                conn.begin()
+            conn.rollback()
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 50
     finally:
         blocker.rollback()
         blocker.close()
