@@ -351,6 +351,7 @@ _SHEET_ITEMS = (
         ),
     )
     .where(AttemptItem.attempt_id == sa.bindparam("attempt_id"))
+    .order_by(AttemptItem.position)
 )
 
 
@@ -478,7 +479,7 @@ def _checked_choice(rules: Marking, item: SheetItem, chosen: list[int]) -> set[i
 
 def _loaded_attempt(sheet: AnswerSheet) -> Attempt:
     """The attempt as an ORM object, with its responses as they are now."""
-    attempt = db.session.get(Attempt, sheet.attempt_id)
+    attempt = db.session.get(Attempt, sheet.attempt_id, populate_existing=True)
     db.session.expire(attempt, ["responses"])
     return attempt
 

@@ -324,3 +324,17 @@ def test_marking_is_read_once_per_revision(ctx):
     finally:
         sa.event.remove(db.engine, "before_cursor_execute", note)
     assert statements == []
+
+
+def test_each_answer_records_the_seconds_since_the_one_before(ctx):
+    quiz, player = make_quiz(), make_player()
+    attempt = attempts.start(player, quiz)
+    start = attempt.started_at
+    attempts.answer(
+        attempt, 2, wrong_choice(attempt, 2), now=start + timedelta(seconds=7)
+    )
+    attempts.answer(
+        attempt, 1, correct_choices(attempt, 1), now=start + timedelta(seconds=19.5)
+    )
+    seconds = {r.position: r.seconds for r in attempt.responses}
+    assert seconds == {2: 7.0, 1: 12.5}
