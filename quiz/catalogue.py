@@ -102,6 +102,7 @@ _PLAYER_PART = sa.union_all(
 
 def _content_stamp() -> int | None:
     """The content version: it changes with any quiz, question, revision or choice."""
+    db.session.flush()  # a pending change raises it (see below) before it is read
     return execute_core(_STAMP).scalar()
 
 

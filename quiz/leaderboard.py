@@ -249,7 +249,8 @@ def quiz_board(
     board = cached(
         key,
         lambda: replace(
-            _board(_quiz_source(quiz_id, "all"), page, per_page, None, tally), key=key
+            _board(_quiz_source(quiz_id, "all"), page, per_page, None, tally, total),
+            key=key,
         ),
     )
     if me_id is None:
@@ -407,10 +408,11 @@ def _board(
     per_page: int,
     me_id: int | None,
     tally: _QuizTally | None = None,
+    total: int | None = None,
 ) -> Board:
-    if tally is not None:
+    if total is None and tally is not None:
         total = tally.total()
-    else:
+    elif total is None:
         total = db.session.scalar(sa.select(sa.func.count()).select_from(source))
     pages = max(1, math.ceil(total / per_page))
     page = min(max(1, page), pages)

@@ -190,6 +190,8 @@ def board_rows(board: leaderboard.Board, overall: bool = False) -> Markup:
 def catalogue_card(card: catalogue.Card) -> Markup:
     """One quiz's card in the catalogue, rendered once for every player it fits (the
     same quiz, question count and best score, and an attempt open or not)."""
+    if not isinstance(card.quiz, catalogue.QuizInfo):  # a live ORM object: no key
+        return piece("play/_card.html", card=card)
     key = (card.quiz, card.question_count, card.best, card.open_attempt_id is not None)
     return fragment(("card", *key), "play/_card.html", card=card)
 
