@@ -45,6 +45,9 @@ def configure(app: Flask, test_config: dict | None) -> None:
     if url.startswith("sqlite:///"):
         os.makedirs(app.instance_path, exist_ok=True)
     app.config["SQLALCHEMY_DATABASE_URI"] = url
+    app.config["DATABASE_PING_AFTER"] = config.seconds(
+        "DATABASE_PING_AFTER", app.config["DATABASE_PING_AFTER"]
+    )
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", config.engine_options(url))
     if app.config["PROXY_HOPS"]:
         hops = int(app.config["PROXY_HOPS"])
@@ -67,12 +70,7 @@ def register_extensions(app: Flask) -> None:
         if db.engine.dialect.name == "sqlite":
             sqlite.configure(db.engine)
         elif config.flag(app.config["DATABASE_PRE_PING"]):
-            pool.ping_after_rest(
-                db.engine,
-                config.seconds(
-                    "DATABASE_PING_AFTER", app.config["DATABASE_PING_AFTER"]
-                ),
-            )
+            pool.ping_after_rest(db.engine, app.config["DATABASE_PING_AFTER"])
     from . import cache, security
 
     security.init_app(app)

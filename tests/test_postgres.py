@@ -2,9 +2,10 @@
 
 import time
 
+import pytest
 import sqlalchemy as sa
 
-from quiz import leaderboard
+from quiz import leaderboard, pool
 from quiz.extensions import db
 from tests.conftest import requires_postgres
 from tests.factories import make_player, make_quiz
@@ -92,52 +93,78 @@ def test_without_pre_ping_a_database_restart_fails_one_request(app_config, reque
     assert client.get("/").status_code == 200
 
 
-def test_a_rested_connection_is_checked_so_a_restart_fails_no_request(
-    app_config, request
-):
-    """A connection that rested in the pool longer than QUIZ_DATABASE_PING_AFTER is
-    checked before use, and a dead one replaced unnoticed."""
-    app_config["DATABASE_PING_AFTER"] = 0.2
-    app = request.getfixturevalue("app")
-    app.config["PROPAGATE_EXCEPTIONS"] = False
-    client = app.test_client()
-    assert client.get("/").status_code == 200
-    with app.app_context():
-        assert _end_the_apps_connections() >= 1
-    time.sleep(0.3)
-    assert client.get("/").status_code == 200
+class Clock:
+    """The pool's clock, moved by hand: the tests wait for nothing."""
+
+    def __init__(self) -> None:
+        self.now = time.monotonic()  # after every rest the app's set-up began
+
+    def monotonic(self) -> float:
+        return self.now
 
 
-def test_with_ping_after_zero_every_checkout_is_checked(app_config, request):
-    app_config["DATABASE_PING_AFTER"] = 0
-    app = request.getfixturevalue("app")
-    app.config["PROPAGATE_EXCEPTIONS"] = False
-    client = app.test_client()
-    assert client.get("/").status_code == 200
-    with app.app_context():
-        assert _end_the_apps_connections() >= 1
-    assert client.get("/").status_code == 200
+@pytest.fixture
+def clock(monkeypatch) -> Clock:
+    clock = Clock()
+    monkeypatch.setattr(pool, "time", clock)
+    return clock
 
 
-def test_a_connection_in_steady_use_is_not_pinged(app_config, request, monkeypatch):
-    """Under load no request pays the check's round trip; after a rest one does."""
-    app_config["DATABASE_PING_AFTER"] = 0.3
-    app = request.getfixturevalue("app")
-    client = app.test_client()
+@pytest.fixture
+def pings(app, monkeypatch) -> list:
+    """Every connection check the pool makes."""
     with app.app_context():
         dialect = db.engine.dialect
-    pings = []
+    made = []
     ping = dialect.do_ping
-    monkeypatch.setattr(dialect, "do_ping", lambda conn: pings.append(1) or ping(conn))
-    assert client.get("/").status_code == 200  # maybe after a rest: setting up
+    monkeypatch.setattr(dialect, "do_ping", lambda conn: made.append(1) or ping(conn))
+    return made
+
+
+def test_a_rested_connection_is_checked_so_a_restart_fails_no_request(
+    app, clock, pings
+):
+    """A connection that rested in the pool longer than QUIZ_DATABASE_PING_AFTER (1 s)
+    is checked before use, and a dead one replaced unnoticed."""
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    client = app.test_client()
+    assert client.get("/").status_code == 200
+    with app.app_context():
+        assert _end_the_apps_connections() >= 1
+    clock.now += 1.5
+    assert client.get("/").status_code == 200
+    assert pings
+
+
+def test_a_connection_in_steady_use_is_not_checked(app, clock, pings):
+    """Under load no request pays the check's round trip; after a rest one does."""
+    client = app.test_client()
+    assert client.get("/").status_code == 200
     pings.clear()
     for _ in range(5):
+        clock.now += 0.5
         assert client.get("/").status_code == 200
     assert pings == []
-    time.sleep(0.4)
+    clock.now += 1.5
     assert client.get("/").status_code == 200
     assert client.get("/").status_code == 200
     assert pings == [1]
+
+
+def test_with_ping_after_zero_every_use_is_checked(app_config, request, clock):
+    app_config["DATABASE_PING_AFTER"] = 0
+    app = request.getfixturevalue("app")
+    pings = request.getfixturevalue("pings")
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    client = app.test_client()
+    assert client.get("/").status_code == 200
+    pings.clear()
+    for _ in range(3):
+        assert client.get("/").status_code == 200
+    assert pings == [1, 1, 1]
+    with app.app_context():
+        assert _end_the_apps_connections() >= 1
+    assert client.get("/").status_code == 200
 
 
 def _autocommit() -> bool:
