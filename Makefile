@@ -47,6 +47,7 @@ security: $(VENV)/.installed-test
 bench: $(VENV)/.installed-test
 	@command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk"; exit 1; }
 	$(BIN)/python -m bench.pages --db both
+	$(BIN)/python -m bench.layers --db both
 	$(BIN)/python -m bench.scale
 	$(BIN)/python -m bench.export --db both
 	$(BIN)/python -m bench.load --db both

@@ -305,3 +305,29 @@ def row(label: str, result: WrkResult, ceiling: WrkResult | None) -> str:
         f"{label:<34} {result.rps:9.0f} req/s  p50 {result.p50_ms:7.2f} ms  "
         f"p99 {result.p99_ms:7.2f} ms  {ratio}  errors {result.errors}"
     )
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User plus system CPU time of these processes, in seconds."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+def postgres_pids() -> list[int]:
+    """The PostgreSQL server's processes on this machine (all of them)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids

@@ -48,7 +48,14 @@ from urllib.parse import urlencode, urlsplit
 
 import sqlalchemy as sa
 
-from bench.common import WORKERS, Dataset, ensure_dataset, flask_env, gunicorn
+from bench.common import (
+    WORKERS,
+    Dataset,
+    cpu_seconds,
+    ensure_dataset,
+    flask_env,
+    gunicorn,
+)
 
 TIMEOUT = 60  # seconds a request may take before it counts as failed
 REPLAY = 0.10  # chance that an acknowledged answer is sent again later, changed
@@ -348,7 +355,7 @@ def run(kind: str, args) -> bool:
     print(f"\n{kind} (database {data.name}, players 'Load {tag} n', seed {seed})")
     with gunicorn("quiz:create_app()", env) as server:
         workers = server.worker_pids()
-        server_cpu = _cpu_seconds(workers)
+        server_cpu = cpu_seconds(workers)
         client_cpu = time.process_time()
         started = time.monotonic()
         deadline = started + args.seconds
@@ -362,7 +369,7 @@ def run(kind: str, args) -> bool:
             player.join()
         elapsed = time.monotonic() - started
         client_cpu = time.process_time() - client_cpu
-        server_cpu = _cpu_seconds(workers) - server_cpu
+        server_cpu = cpu_seconds(workers) - server_cpu
         log_path = server.log_path
     ledgers = [p.ledger for p in players]
     traffic = _traffic(ledgers, elapsed, client_cpu, server_cpu)
@@ -381,19 +388,6 @@ def run(kind: str, args) -> bool:
             print(f"  note: {line}")
     print("result:", "OK" if problems == 0 else "FAILED")
     return problems == 0
-
-
-def _cpu_seconds(pids: list[int]) -> float:
-    """User plus system CPU time of these processes, in seconds."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / ticks
 
 
 def _traffic(ledgers: list[Ledger], elapsed: float, client_cpu, server_cpu) -> str:

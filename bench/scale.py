@@ -10,7 +10,9 @@ for:
   per server, each with half the connections; their requests add up.
 
 All on this one machine, so two servers cannot add capacity here; the ratio shows
-the cost of running as several servers.
+the cost of running as several servers. Under each figure: the CPU time the app's
+workers and PostgreSQL's processes spent per request, which says how many app cores
+one database core can serve once they run on machines of their own.
 
     .venv/bin/python -m bench.scale [--seconds 10]
 """
@@ -30,9 +32,11 @@ from bench.common import (
     WORKERS,
     Dataset,
     WrkResult,
+    cpu_seconds,
     ensure_dataset,
     flask_env,
     gunicorn,
+    postgres_pids,
     row,
     wrk,
 )
@@ -60,24 +64,29 @@ def main() -> None:
     for label, servers, store in setups:
         env = flask_env(data.url, QUIZ_RATELIMIT_STORAGE_URI=store)
         with ExitStack() as stack:
-            urls = [
+            started = [
                 stack.enter_context(
                     gunicorn("quiz:create_app()", env, WORKERS // servers)
-                ).url
+                )
                 for _ in range(servers)
             ]
+            urls = [server.url for server in started]
+            cpu = CpuMeter([pid for s in started for pid in s.worker_pids()])
             threads = 1 if servers > 1 else 2
             measure = {"seconds": args.seconds, "threads": threads}
+            cpu.start()
             board = _together(
                 [f"{url}/quizzes/{BOARD_QUIZ}/leaderboard" for url in urls],
                 [{"headers": player.headers, **measure}] * servers,
                 args.connections,
             )
+            board_cpu = cpu.per_request(board.requests)
             answers = players.open_answers(app, 1500 * args.seconds)
             scripts = [
                 players.answer_script(answers[i::servers], WORK / f"answers-{i}.lua")
                 for i in range(servers)
             ]
+            cpu.start()
             answering = _together(
                 [url + "/" for url in urls],
                 [
@@ -86,15 +95,38 @@ def main() -> None:
                 ],
                 args.connections,
             )
+            answer_cpu = cpu.per_request(answering.requests)
         results[label] = (board, answering)
         print(row(f"leaderboard, {label}", board, None))
+        print(f"{'':34} {board_cpu}")
         print(row(f"answering, {label}", answering, None))
+        print(f"{'':34} {answer_cpu}")
     base_board, base_answer = results["one server, memory limits"]
     two_board, two_answer = results["two servers, Redis limits"]
     print(
         f"two servers / one server: leaderboard {two_board.rps / base_board.rps:.2f}x, "
         f"answering {two_answer.rps / base_answer.rps:.2f}x"
     )
+
+
+class CpuMeter:
+    """CPU time per request of the app's workers and of PostgreSQL, over a run."""
+
+    def __init__(self, worker_pids: list[int]):
+        self.workers = worker_pids
+        self.database = postgres_pids()
+
+    def start(self) -> None:
+        self.app = cpu_seconds(self.workers)
+        self.db = cpu_seconds(self.database)
+
+    def per_request(self, requests: int) -> str:
+        app = (cpu_seconds(self.workers) - self.app) / max(1, requests) * 1000
+        db = (cpu_seconds(self.database) - self.db) / max(1, requests) * 1000
+        return (
+            f"CPU per request: app {app:.2f} ms, PostgreSQL {db:.2f} ms "
+            f"({app / db if db else float('inf'):.0f} app cores per database core)"
+        )
 
 
 def _together(urls: list[str], options: list[dict], connections: int) -> WrkResult:
