@@ -26,7 +26,7 @@ _write_intent: ContextVar[bool] = ContextVar("quiz_sqlite_write_intent", default
 BUSY_TIMEOUT_MS = 15_000
 # Pauses between tries for the write lock (seconds): see _begin_immediate.
 FIRST_PAUSE = 0.00005
-LONGEST_PAUSE = 0.002
+LONGEST_PAUSE = 0.001
 
 
 READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

@@ -67,7 +67,7 @@ def test_other_pages_fetched_with_get_keep_their_transaction(sqlite_app):
 
 def test_a_writer_waits_for_the_lock_in_short_steps(sqlite_app, tmp_path, monkeypatch):
     """A writer that finds the write lock taken tries again after 50 microseconds,
-    then twice as long each time up to 2 ms, instead of SQLite's 1 ms and more; it
+    then twice as long each time up to 1 ms, instead of SQLite's 1 ms and more; it
     gets the lock once it is freed, and SQLite's own wait is set back."""
     pauses = []
 
