@@ -110,19 +110,22 @@ def main() -> None:
 
 
 class CpuMeter:
-    """CPU time per request of the app's workers and of PostgreSQL, over a run."""
+    """CPU time per request of the app's workers and of PostgreSQL, over a run.
+
+    PostgreSQL starts a process per connection, and the pools connect during the run:
+    its processes are listed again at the end, a new one counted from zero."""
 
     def __init__(self, worker_pids: list[int]):
         self.workers = worker_pids
-        self.database = postgres_pids()
 
     def start(self) -> None:
         self.app = cpu_seconds(self.workers)
-        self.db = cpu_seconds(self.database)
+        self.db = {pid: cpu_seconds([pid]) for pid in postgres_pids()}
 
     def per_request(self, requests: int) -> str:
-        app = (cpu_seconds(self.workers) - self.app) / max(1, requests) * 1000
-        db = (cpu_seconds(self.database) - self.db) / max(1, requests) * 1000
+        app = cpu_seconds(self.workers) - self.app
+        db = sum(cpu_seconds([pid]) - self.db.get(pid, 0.0) for pid in postgres_pids())
+        app, db = (seconds / max(1, requests) * 1000 for seconds in (app, db))
         return (
             f"CPU per request: app {app:.2f} ms, PostgreSQL {db:.2f} ms "
             f"({app / db if db else float('inf'):.0f} app cores per database core)"
