@@ -137,3 +137,20 @@ def admin(app, client, auth):
         make_account(name="Ada Admin")
     auth.login()
     return client
+
+
+@pytest.fixture
+def sqlite_app(app_config, tmp_path):
+    """The app on its own SQLite file, even when the suite runs on PostgreSQL, and the
+    file's path: a quiz "alpha" is in it."""
+    from tests.factories import make_quiz
+
+    path = tmp_path / "own.sqlite"
+    application = create_app({**app_config, "DATABASE_URL": f"sqlite:///{path}"})
+    with application.app_context():
+        db.create_all()
+        make_quiz("alpha")
+    yield application, path
+    with application.app_context():
+        db.session.remove()
+        db.engine.dispose()

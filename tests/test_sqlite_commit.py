@@ -11,24 +11,9 @@ import sqlite3
 import pytest
 import sqlalchemy as sa
 
-from quiz import attempts, create_app
+from quiz import attempts
 from quiz.extensions import db
 from quiz.models import Attempt, Response
-from tests.factories import make_quiz
-
-
-@pytest.fixture
-def sqlite_app(app_config, tmp_path):
-    """The app on its own SQLite file, even when the suite runs on PostgreSQL."""
-    path = tmp_path / "commit.sqlite"
-    application = create_app({**app_config, "DATABASE_URL": f"sqlite:///{path}"})
-    with application.app_context():
-        db.create_all()
-        make_quiz("alpha")
-    yield application, path
-    with application.app_context():
-        db.session.remove()
-        db.engine.dispose()
 
 
 def start_attempt(app, client) -> tuple[int, list[int]]:

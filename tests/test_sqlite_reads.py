@@ -8,23 +8,8 @@ from types import SimpleNamespace
 import pytest
 import sqlalchemy as sa
 
-from quiz import create_app, sqlite
+from quiz import sqlite
 from quiz.extensions import db
-from tests.factories import make_quiz
-
-
-@pytest.fixture
-def sqlite_app(app_config, tmp_path):
-    """The app on its own SQLite file, even when the suite runs on PostgreSQL."""
-    path = tmp_path / "reads.sqlite"
-    application = create_app({**app_config, "DATABASE_URL": f"sqlite:///{path}"})
-    with application.app_context():
-        db.create_all()
-        make_quiz("alpha")
-    yield application
-    with application.app_context():
-        db.session.remove()
-        db.engine.dispose()
 
 
 def _statements(app, do) -> list[str]:
@@ -46,29 +31,32 @@ def _statements(app, do) -> list[str]:
 def test_play_pages_begin_no_transaction_and_forms_begin_immediate(
     sqlite_app, monkeypatch
 ):
-    client = sqlite_app.test_client()
+    app, _ = sqlite_app
+    client = app.test_client()
     client.post("/guest", data={"display_name": "Reader"})
     for page in ("/", "/quizzes/alpha", "/quizzes/alpha/leaderboard", "/leaderboard"):
-        statements = _statements(sqlite_app, lambda p=page: client.get(p))
+        statements = _statements(app, lambda p=page: client.get(p))
         assert statements, page
         assert not any(s.startswith("BEGIN") for s in statements), (page, statements)
     begun = []
     monkeypatch.setattr(sqlite, "_begin_immediate", begun.append)
-    statements = _statements(sqlite_app, lambda: client.post("/quizzes/alpha/start"))
+    statements = _statements(app, lambda: client.post("/quizzes/alpha/start"))
     assert begun and not any(s.startswith("BEGIN") for s in statements)
 
 
 def test_other_pages_fetched_with_get_keep_their_transaction(sqlite_app):
-    client = sqlite_app.test_client()
+    app, _ = sqlite_app
+    client = app.test_client()
     client.post("/guest", data={"display_name": "Reader"})
-    statements = _statements(sqlite_app, lambda: client.get("/login"))
+    statements = _statements(app, lambda: client.get("/login"))
     assert statements[0] == "BEGIN"  # loading the guest, in a deferred transaction
 
 
-def test_a_writer_waits_for_the_lock_in_short_steps(sqlite_app, tmp_path, monkeypatch):
+def test_a_writer_waits_for_the_lock_in_short_steps(sqlite_app, monkeypatch):
     """A writer that finds the write lock taken tries again after 50 microseconds,
     then twice as long each time up to 1 ms, instead of SQLite's 1 ms and more; it
     gets the lock once it is freed, and SQLite's own wait is set back."""
+    app, path = sqlite_app
     pauses = []
 
     def pause(seconds):
@@ -78,12 +66,10 @@ def test_a_writer_waits_for_the_lock_in_short_steps(sqlite_app, tmp_path, monkey
     monkeypatch.setattr(
         sqlite, "time", SimpleNamespace(monotonic=time.monotonic, sleep=pause)
     )
-    blocker = sqlite3.connect(
-        tmp_path / "reads.sqlite", isolation_level=None, check_same_thread=False
-    )
+    blocker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     blocker.execute("BEGIN IMMEDIATE")
     threading.Timer(0.05, blocker.rollback).start()
-    with sqlite_app.app_context(), db.engine.connect() as conn:
+    with app.app_context(), db.engine.connect() as conn:
         with sqlite.write_intent():
             conn.begin()
         assert conn.connection.dbapi_connection.in_transaction
@@ -96,13 +82,14 @@ def test_a_writer_waits_for_the_lock_in_short_steps(sqlite_app, tmp_path, monkey
 
 
 def test_a_lock_held_past_the_busy_timeout_is_reported_and_the_wait_restored(
-    sqlite_app, tmp_path, monkeypatch
+    sqlite_app, monkeypatch
 ):
+    app, path = sqlite_app
     monkeypatch.setattr(sqlite, "BUSY_TIMEOUT_MS", 50)
-    blocker = sqlite3.connect(tmp_path / "reads.sqlite", isolation_level=None)
+    blocker = sqlite3.connect(path, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")
     try:
-        with sqlite_app.app_context(), db.engine.connect() as conn:
+        with app.app_context(), db.engine.connect() as conn:
             with (
                 sqlite.write_intent(),
                 pytest.raises(sa.exc.OperationalError, match="database is locked"),
