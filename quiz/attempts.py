@@ -282,7 +282,7 @@ class AnswerSheet:
     user_id: int
     started_at: datetime
     deadline: datetime | None
-    finished: bool
+    finished_at: datetime | None
     items: dict[int, SheetItem]
 
     @classmethod
@@ -294,7 +294,7 @@ class AnswerSheet:
             user_id=attempt.user_id,
             started_at=attempt.started_at,
             deadline=attempt.deadline,
-            finished=attempt.finished_at is not None,
+            finished_at=attempt.finished_at,
             items={
                 item.position: SheetItem(
                     item.position,
@@ -316,12 +316,12 @@ class AnswerSheet:
                 f"This attempt has no question {position}; it has {len(self.items)}."
             ) from None
 
+    @property
+    def finished(self) -> bool:
+        return self.finished_at is not None
+
     def is_expired(self, now: datetime | None = None) -> bool:
-        return (
-            not self.finished
-            and self.deadline is not None
-            and (now or utcnow()) >= self.deadline
-        )
+        return is_expired(self, now)
 
 
 # Two statements, not one: on PostgreSQL a statement that waited for the attempt's lock
@@ -367,7 +367,7 @@ def answer_sheet(attempt_id: int, user: User) -> AnswerSheet:
         user_id=attempt.user_id,
         started_at=attempt.started_at,
         deadline=attempt.deadline,
-        finished=attempt.finished_at is not None,
+        finished_at=attempt.finished_at,
         items={
             row.position: SheetItem(
                 row.position,
