@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from .cache import cached
-from .extensions import db, execute_core
+from .extensions import db
 from .models import (
     Attempt,
     BestScore,
@@ -25,6 +25,7 @@ from .models import (
     User,
     utcnow,
 )
+from .reads import HotRead
 
 
 @dataclass(frozen=True)
@@ -80,30 +81,30 @@ def card(quiz: Quiz, player: User | None) -> Card:
 
 # Built once: the catalogue runs these on every view, and building a statement costs
 # more than running it.
-_STAMP = sa.select(ContentVersion.version).where(ContentVersion.id == 1)
-_PLAYER_PART = sa.union_all(
-    sa.select(
-        BestScore.quiz_id,
-        BestScore.score,
-        BestScore.max_score,
-        sa.null().label("attempt_id"),
-    ).where(
-        BestScore.user_id == sa.bindparam("user_id"),
-        BestScore.quiz_id.in_(sa.bindparam("quiz_ids", expanding=True)),
-    ),
-    sa.select(Attempt.quiz_id, sa.null(), sa.null(), Attempt.id).where(
-        Attempt.user_id == sa.bindparam("user_id"),
-        Attempt.quiz_id.in_(sa.bindparam("quiz_ids", expanding=True)),
-        Attempt.finished_at.is_(None),
-        sa.or_(Attempt.deadline.is_(None), Attempt.deadline > sa.bindparam("now")),
-    ),
+_STAMP = HotRead(sa.select(ContentVersion.version).where(ContentVersion.id == 1))
+# All the player's best scores and open attempts (a player has at most one of each
+# per quiz); the caller keeps those of the quizzes it shows.
+_PLAYER_PART = HotRead(
+    sa.union_all(
+        sa.select(
+            BestScore.quiz_id,
+            BestScore.score,
+            BestScore.max_score,
+            sa.null().label("attempt_id"),
+        ).where(BestScore.user_id == sa.bindparam("user_id")),
+        sa.select(Attempt.quiz_id, sa.null(), sa.null(), Attempt.id).where(
+            Attempt.user_id == sa.bindparam("user_id"),
+            Attempt.finished_at.is_(None),
+            sa.or_(Attempt.deadline.is_(None), Attempt.deadline > sa.bindparam("now")),
+        ),
+    )
 )
 
 
 def _content_stamp() -> int | None:
     """The content version: it changes with any quiz, question, revision or choice."""
     db.session.flush()  # a pending change raises it (see below) before it is read
-    return execute_core(_STAMP).scalar()
+    return _STAMP.scalar()
 
 
 CONTENT = (Quiz, Question, QuestionRevision, Choice)
@@ -167,11 +168,13 @@ def _player_part(
     """The player's best scores and open (not timed-out) attempts, in one query."""
     if player is None or not quiz_ids:
         return {}, {}
-    rows = execute_core(
-        _PLAYER_PART, {"user_id": player.id, "quiz_ids": quiz_ids, "now": utcnow()}
-    )
+    wanted = set(quiz_ids)
     best, open_ids = {}, {}
-    for quiz_id, score, max_score, attempt_id in rows:
+    for quiz_id, score, max_score, attempt_id in _PLAYER_PART.all(
+        user_id=player.id, now=utcnow()
+    ):
+        if quiz_id not in wanted:
+            continue
         if attempt_id is None:
             best[quiz_id] = Best(score, max_score)
         else:

@@ -20,10 +20,12 @@ from flask import (
     url_for,
 )
 from flask_login import current_user
+from sqlalchemy.orm import make_transient_to_detached
 
 from . import events
 from .extensions import db, login_manager
 from .models import User, utcnow
+from .reads import HotRead
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; "
@@ -86,8 +88,12 @@ def request_id() -> str:
     return g.request_id
 
 
-# Built once: every signed-in request runs it (``Session.get`` builds its query anew).
+# Built once: every signed-in request runs one of them (``Session.get`` builds its
+# query anew). Pages that only read take the player as a row, without the ORM.
 _USER_BY_ID = sa.select(User).where(User.id == sa.bindparam("id"))
+_USER_ROW = HotRead(
+    sa.select(*User.__table__.columns).where(User.id == sa.bindparam("id"))
+)
 
 
 @login_manager.user_loader
@@ -100,11 +106,24 @@ def load_user(session_id: str) -> User | None:
     user_id, _, token = session_id.partition(":")
     if not user_id.isdigit() or not token:
         return None
-    user = db.session.scalar(_USER_BY_ID, {"id": int(user_id)})
+    user = _load(int(user_id))
     if user is None or user.is_disabled:
         return None
     if not hmac.compare_digest(user.session_token.encode(), token.encode()):
         return None
+    return user
+
+
+def _load(user_id: int) -> User | None:
+    """The player, in the ORM session; on a page that only reads, a detached copy
+    made from their row (such a page changes nothing, least of all the player)."""
+    if not g.get("read_only_page"):
+        return db.session.scalar(_USER_BY_ID, {"id": user_id})
+    row = _USER_ROW.first(id=user_id)
+    if row is None:
+        return None
+    user = User(**row._asdict())
+    make_transient_to_detached(user)
     return user
 
 

@@ -168,6 +168,8 @@ def test_with_ping_after_zero_every_use_is_checked(app_config, request, clock):
 
 
 def _autocommit() -> bool:
+    """Whether the ORM session's connection, taken at its first query, autocommits."""
+    db.session.execute(sa.select(1))
     return db.session.connection().connection.driver_connection.autocommit
 
 

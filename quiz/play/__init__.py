@@ -18,11 +18,23 @@ def _read_only_pages() -> None:
     """Play pages fetched with GET only read. Each of their queries runs on its own
     (autocommit), without a transaction's BEGIN and ROLLBACK (round trips, on
     PostgreSQL); a write from such a page is refused."""
-    if request.method not in READ_ONLY_METHODS:
-        return
-    g.read_only_page = True  # SQLite's BEGIN hook reads it too
-    if db.engine.dialect.name == "postgresql" and not db.session().in_transaction():
-        db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    if request.method in READ_ONLY_METHODS:
+        g.read_only_page = True  # read by SQLite's BEGIN hook and by hot reads too
+
+
+@sa.event.listens_for(db.session, "do_orm_execute")
+def _orm_reads_in_autocommit(state) -> None:
+    """On PostgreSQL, the ORM session of a read-only page takes its connection in
+    autocommit, at its first query: a page served by hot reads alone never takes
+    one."""
+    session = state.session
+    if (
+        has_request_context()
+        and g.get("read_only_page")
+        and not session.in_transaction()
+        and session.get_bind().dialect.name == "postgresql"
+    ):
+        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
 
 @sa.event.listens_for(db.session, "before_flush")

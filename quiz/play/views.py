@@ -18,9 +18,10 @@ from markupsafe import Markup
 
 from .. import attempts, catalogue, leaderboard, players
 from ..errors import render_error
-from ..extensions import db, execute_core, limiter
+from ..extensions import db, limiter
 from ..fragments import fragment, piece
 from ..models import Quiz
+from ..reads import HotRead
 from ..security import safe_next_url
 from . import bp
 from .forms import AnswerForm, FinishForm, GuestForm, StartForm
@@ -205,13 +206,15 @@ _PUBLISHED_QUIZ = sa.select(Quiz).where(
 
 
 # The leaderboard needs only these: a row, not a Quiz object, on the busiest page.
-_BOARD_QUIZ = sa.select(Quiz.id, Quiz.slug, Quiz.title, Quiz.board_version).where(
-    Quiz.slug == sa.bindparam("slug"), Quiz.is_published.is_(True)
+_BOARD_QUIZ = HotRead(
+    sa.select(Quiz.id, Quiz.slug, Quiz.title, Quiz.board_version).where(
+        Quiz.slug == sa.bindparam("slug"), Quiz.is_published.is_(True)
+    )
 )
 
 
-def _board_quiz(slug: str) -> sa.Row:
-    quiz = execute_core(_BOARD_QUIZ, {"slug": slug}).first()
+def _board_quiz(slug: str):
+    quiz = _BOARD_QUIZ.first(slug=slug)
     if quiz is None:
         abort(404)
     return quiz

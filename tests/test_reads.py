@@ -1,0 +1,191 @@
+"""Hot reads: the same rows as SQLAlchemy, on the right connection, errors reported."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from flask import g
+from flask_login import current_user
+from sqlalchemy.orm import object_session
+
+from quiz.extensions import db
+from quiz.models import Attempt, BestScore, User
+from quiz.reads import CONNECTION, HotRead
+from tests.factories import make_account, make_quiz
+
+USER = sa.select(*User.__table__.columns).where(User.id == sa.bindparam("id"))
+# Floats, NULLs and a timestamp compared with a parameter: what the catalogue reads.
+PART = sa.union_all(
+    sa.select(BestScore.quiz_id, BestScore.score, BestScore.max_score, sa.null()).where(
+        BestScore.user_id == sa.bindparam("user_id")
+    ),
+    sa.select(Attempt.quiz_id, sa.null(), sa.null(), Attempt.id).where(
+        Attempt.user_id == sa.bindparam("user_id"),
+        Attempt.finished_at.is_(None),
+        sa.or_(Attempt.deadline.is_(None), Attempt.deadline > sa.bindparam("now")),
+    ),
+)
+
+
+@pytest.fixture
+def player(app):
+    with app.app_context():
+        quiz = make_quiz("alpha")
+        user = make_account("reader@example.org", name="Reader")
+        user.last_login_at = datetime(2026, 3, 1, 12, 30, tzinfo=UTC)
+        finished = Attempt(
+            quiz_id=quiz.id,
+            user_id=user.id,
+            score=2.5,
+            max_score=3.0,
+            pass_mark=50,
+            duration_ms=61_000,
+            finished_at=datetime(2026, 3, 1, 12, 0, tzinfo=UTC),
+        )
+        db.session.add(finished)
+        db.session.flush()
+        db.session.add(
+            BestScore(
+                quiz_id=quiz.id,
+                user_id=user.id,
+                attempt_id=finished.id,
+                score=2.5,
+                max_score=3.0,
+                duration_ms=61_000,
+                finished_at=datetime(2026, 3, 1, 12, 0, tzinfo=UTC),
+            )
+        )
+        db.session.add(
+            Attempt(quiz_id=quiz.id, user_id=user.id, max_score=3.0, pass_mark=50)
+        )
+        db.session.commit()
+        return user.id
+
+
+def test_rows_match_what_sqlalchemy_returns(app, player):
+    now = datetime.now(UTC)
+    with app.app_context():
+        core_user = db.session.execute(USER, {"id": player}).one()
+        core_part = db.session.execute(PART, {"user_id": player, "now": now}).all()
+        db.session.rollback()
+        hot_user = HotRead(USER).first(id=player)
+        hot_part = HotRead(PART).all(user_id=player, now=now)
+    assert tuple(hot_user) == tuple(core_user)
+    assert hot_user.last_login_at == datetime(2026, 3, 1, 12, 30, tzinfo=UTC)
+    assert hot_user.is_guest is False and hot_user.display_name == "Reader"
+    assert sorted(map(tuple, hot_part), key=str) == sorted(
+        map(tuple, core_part), key=str
+    )
+    assert {type(row[1]) for row in hot_part} == {float, type(None)}
+
+
+def test_no_row_and_scalars(app, player):
+    read = HotRead(sa.select(User.display_name).where(User.id == sa.bindparam("id")))
+    with app.app_context():
+        assert read.first(id=player + 1000) is None
+        assert read.scalar(id=player + 1000) is None
+        assert read.scalar(id=player) == "Reader"
+        assert read.all(id=player + 1000) == []
+
+
+def test_a_form_request_reads_inside_its_own_transaction(app, player):
+    """Off the read-only pages, a hot read sees what the request wrote and has not
+    committed yet: it runs on the ORM session's connection."""
+    read = HotRead(sa.select(User.display_name).where(User.id == sa.bindparam("id")))
+    with app.test_request_context("/", method="POST"):
+        db.session.get(User, player).display_name = "Renamed"
+        db.session.flush()
+        assert read.scalar(id=player) == "Renamed"
+        db.session.rollback()
+        assert read.scalar(id=player) == "Reader"
+
+
+def test_a_read_only_page_reads_on_its_own_connection_and_returns_it(app, player):
+    read = HotRead(sa.select(User.display_name).where(User.id == sa.bindparam("id")))
+    with app.app_context():
+        pool = db.engine.pool
+    with app.test_request_context("/"):
+        g.read_only_page = True
+        assert read.scalar(id=player) == "Reader"
+        assert read.scalar(id=player) == "Reader"
+        assert g.get(CONNECTION) is not None
+        assert not db.session().in_transaction()  # the ORM session was not touched
+        assert pool.checkedout() == 1
+    assert pool.checkedout() == 0
+
+
+def test_expanding_parameters_are_refused(app):
+    read = HotRead(sa.select(User.id).where(User.id.in_(sa.bindparam("ids"))))
+    with app.app_context(), pytest.raises(ValueError, match="expanding"):
+        read.all(ids=[1, 2])
+
+
+def test_driver_errors_are_reported_as_sqlalchemy_errors(app):
+    missing = sa.table("no_such_table", sa.column("id"))
+    read = HotRead(sa.select(missing.c.id).where(missing.c.id == sa.bindparam("id")))
+    with app.test_request_context("/"):
+        g.read_only_page = True
+        with pytest.raises(sa.exc.DBAPIError) as raised:
+            read.first(id=1)
+        assert "no_such_table" in str(raised.value)
+
+
+def test_read_only_pages_take_the_player_detached_from_their_row(app, client):
+    """A page that only reads gets the signed-in player from a hot read, as a
+    detached copy; a form gets the player in the ORM session."""
+    seen = {}
+
+    @app.get("/probe-player")
+    def _probe():
+        g.read_only_page = True
+        user = current_user._get_current_object()
+        seen["get"] = (type(user), object_session(user), user.display_name)
+        return "ok"
+
+    @app.post("/probe-player")
+    def _probe_post():
+        user = current_user._get_current_object()
+        seen["post"] = object_session(user) is db.session()
+        return "ok"
+
+    with app.app_context():
+        make_quiz("alpha")
+    client.post("/guest", data={"display_name": "Guesty"})
+    assert client.get("/probe-player").status_code == 200
+    assert client.post("/probe-player").status_code == 200
+    assert seen["get"] == (User, None, "Guesty")
+    assert seen["post"] is True
+
+
+def test_a_changed_session_token_signs_out_of_read_only_pages(app, client):
+    """The hot read checks the session against the player's row on every page."""
+    with app.app_context():
+        make_quiz("alpha")
+    client.post("/guest", data={"display_name": "Guesty"})
+    assert b"Guesty" in client.get("/").data
+    with app.app_context():
+        player = db.session.scalar(sa.select(User).where(User.is_guest))
+        player.session_token = "0" * 32
+        db.session.commit()
+    page = client.get("/").data
+    assert b"Guesty" not in page
+
+
+def test_an_open_attempt_past_its_deadline_is_not_offered(app, player):
+    """The catalogue's player part compares the deadline with a bound timestamp."""
+    from quiz import catalogue
+
+    with app.test_request_context("/"):
+        g.read_only_page = True
+        user = db.session.get(User, player)
+        assert catalogue.cards(user)[0].open_attempt_id is not None
+    with app.app_context():
+        attempt = db.session.scalar(
+            sa.select(Attempt).where(Attempt.finished_at.is_(None))
+        )
+        attempt.deadline = datetime.now(UTC) - timedelta(minutes=1)
+        db.session.commit()
+    with app.test_request_context("/"):
+        g.read_only_page = True
+        user = db.session.get(User, player)
+        assert catalogue.cards(user)[0].open_attempt_id is None
