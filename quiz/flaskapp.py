@@ -11,18 +11,27 @@ the memo with long request-chosen text. At ``MAX_URLS`` entries it starts again.
 
 Session cookies: Flask builds the cookie's signing serializer twice per request
 (to read the cookie and to write it), and building one signs a test value. The app
-keeps one per secret key instead; signing and checking are unchanged.
+keeps one per secret key instead. Checking a cookie's signature and decoding its
+JSON cost more than the rest of an empty request, and a browser sends the same
+cookie with every page: a cookie that passed the check is remembered (until the keys
+change, up to ``MAX_SESSIONS`` of them), with what it holds and when it was signed,
+so that later requests only check its age. Only cookies whose values are plain text,
+numbers and flags are remembered (one holding flashed messages is read afresh), so
+no request can change another's copy.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from flask import Flask, has_request_context, request
-from flask.sessions import SecureCookieSessionInterface
-from itsdangerous import URLSafeTimedSerializer
+from flask import Flask, Request, has_request_context, request
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 MAX_URLS = 4096
+MAX_SESSIONS = 4096
+_PLAIN = frozenset({str, int, float, bool, type(None)})
 MAX_REMEMBERED_TEXT = 100  # longer values (a "next" path, say) are built afresh
 
 
@@ -34,16 +43,45 @@ def _rememberable(value: object) -> bool:
 
 
 class SignedCookieSessions(SecureCookieSessionInterface):
-    """Flask's signed-cookie sessions, with the serializer built once per key."""
+    """Flask's signed-cookie sessions, with the serializer built once per key and
+    the cookies it passed remembered."""
 
     def __init__(self) -> None:
         self._serializer: tuple[tuple, URLSafeTimedSerializer | None] | None = None
+        # cookie -> (when it was signed, in whole seconds; what it holds)
+        self._passed: dict[str, tuple[int, dict]] = {}
 
     def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
         keys = (app.secret_key, tuple(app.config.get("SECRET_KEY_FALLBACKS") or ()))
         if self._serializer is None or self._serializer[0] != keys:
             self._serializer = (keys, super().get_signing_serializer(app))
+            self._passed = {}  # passed under other keys: they count for nothing now
         return self._serializer[1]
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        serializer = self.get_signing_serializer(app)
+        cookie = request.cookies.get(self.get_cookie_name(app))
+        if serializer is None or not cookie:
+            return super().open_session(app, request)
+        max_age = int(app.permanent_session_lifetime.total_seconds())
+        passed = self._passed.get(cookie)
+        if passed is None:
+            try:
+                data, signed = serializer.loads(
+                    cookie, max_age=max_age, return_timestamp=True
+                )
+            except BadSignature:  # forged, from other keys, or expired
+                return self.session_class()
+            if all(type(value) in _PLAIN for value in data.values()):
+                if len(self._passed) >= MAX_SESSIONS:
+                    self._passed.clear()
+                self._passed[cookie] = (int(signed.timestamp()), data)
+            return self.session_class(data)
+        signed_at, data = passed
+        age = int(time.time()) - signed_at
+        if age > max_age or age < 0:  # as itsdangerous counts an expired signature
+            return self.session_class()
+        return self.session_class(data)  # a copy: the request may change it
 
 
 class QuizFlask(Flask):

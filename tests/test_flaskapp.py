@@ -1,4 +1,5 @@
-"""The app's Flask class: remembered URLs and one session serializer per key."""
+"""The app's Flask class: remembered URLs, one session serializer per key, and
+session cookies checked once."""
 
 import pytest
 from flask import Flask, url_for
@@ -129,3 +130,57 @@ def test_fragments_link_to_the_application_root_they_are_shown_under(app):
         assert f'href="{root}/quizzes/alpha"' in page
         other = "/b" if root == "/a" else "/a"
         assert f'href="{other}/quizzes/alpha"' not in page
+
+
+def _counting_loads(app, monkeypatch) -> list:
+    serializer = app.session_interface.get_signing_serializer(app)
+    loads = serializer.loads
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return loads(*args, **kwargs)
+
+    monkeypatch.setattr(serializer, "loads", counted)
+    return calls
+
+
+def _signed_in_as(client) -> str:
+    with client.session_transaction() as session:
+        return session.get("_user_id", "")
+
+
+def test_a_session_cookie_is_checked_once_then_remembered(app, client, monkeypatch):
+    client.post("/guest", data={"display_name": "Once"})
+    client.get("/")  # shows the welcome: the cookie without it comes back
+    calls = _counting_loads(app, monkeypatch)
+    for _ in range(3):
+        assert b"Once" in client.get("/").data
+    assert calls == [1]
+    assert _signed_in_as(client)
+
+
+def test_a_remembered_cookie_still_expires(app, client, monkeypatch):
+    client.post("/guest", data={"display_name": "Later"})
+    assert b"Later" in client.get("/").data  # checked and remembered
+    lifetime = app.permanent_session_lifetime.total_seconds()
+    now = flaskapp.time.time()
+    monkeypatch.setattr(flaskapp.time, "time", lambda: now + lifetime + 60)
+    assert b"Later" not in client.get("/").data
+
+
+def test_a_cookie_holding_flashed_messages_is_read_afresh(app, client, monkeypatch):
+    client.post("/guest", data={"display_name": "Flashy"})  # flashes a welcome
+    calls = _counting_loads(app, monkeypatch)
+    client.get("/probe-none")  # a 404: the flash stays in the cookie, unread
+    client.get("/probe-none")
+    assert calls == [1, 1]
+
+
+def test_a_tampered_cookie_is_refused_even_next_to_a_remembered_one(app, client):
+    client.post("/guest", data={"display_name": "Genuine"})
+    assert b"Genuine" in client.get("/").data
+    name = app.config["SESSION_COOKIE_NAME"]
+    cookie = client.get_cookie(name).value
+    client.set_cookie(name, cookie[:-2] + ("AA" if cookie[-2:] != "AA" else "BB"))
+    assert b"Genuine" not in client.get("/").data
