@@ -18,11 +18,16 @@ change, up to ``MAX_SESSIONS`` of them), with what it holds and when it was sign
 so that later requests only check its age. Only cookies whose values are plain text,
 numbers and flags are remembered (one holding flashed messages is read afresh), so
 no request can change another's copy.
+
+Hooks: Flask asks, for every hook, view and teardown function of every request,
+whether it is a coroutine function (``ensure_sync``); the answer for a function
+never changes, so it is remembered.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Request, has_request_context, request
@@ -31,6 +36,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 MAX_URLS = 4096
 MAX_SESSIONS = 4096
+MAX_FUNCTIONS = 1024
 _PLAIN = frozenset({str, int, float, bool, type(None)})
 MAX_REMEMBERED_TEXT = 100  # longer values (a "next" path, say) are built afresh
 
@@ -85,13 +91,25 @@ class SignedCookieSessions(SecureCookieSessionInterface):
 
 
 class QuizFlask(Flask):
-    """Flask, with ``url_for`` remembering the relative URLs it built and session
-    cookies signed by one serializer."""
+    """Flask, with ``url_for`` remembering the relative URLs it built, session
+    cookies checked once, and hooks known to be plain functions."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._built_urls: dict[tuple, str] = {}
+        self._sync_functions: dict[Callable, Callable] = {}
         self.session_interface = SignedCookieSessions()
+
+    def ensure_sync(self, func: Callable) -> Callable:
+        try:
+            sync = self._sync_functions.get(func)
+        except TypeError:  # an unhashable callable: asked every time
+            return super().ensure_sync(func)
+        if sync is None:
+            sync = super().ensure_sync(func)
+            if len(self._sync_functions) < MAX_FUNCTIONS:
+                self._sync_functions[func] = sync
+        return sync
 
     def url_for(
         self,

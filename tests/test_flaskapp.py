@@ -184,3 +184,19 @@ def test_a_tampered_cookie_is_refused_even_next_to_a_remembered_one(app, client)
     cookie = client.get_cookie(name).value
     client.set_cookie(name, cookie[:-2] + ("AA" if cookie[-2:] != "AA" else "BB"))
     assert b"Genuine" not in client.get("/").data
+
+
+def test_hooks_are_asked_once_whether_they_are_coroutines(app, client, monkeypatch):
+    import flask.app
+
+    asked = []
+    real = flask.app.iscoroutinefunction
+    monkeypatch.setattr(
+        flask.app, "iscoroutinefunction", lambda f: asked.append(f) or real(f)
+    )
+    client.get("/")
+    first = len(asked)
+    client.get("/")
+    client.get("/")
+    assert first > 0 and len(asked) == first
+    assert app.ensure_sync(len) is len
