@@ -189,3 +189,25 @@ def test_an_open_attempt_past_its_deadline_is_not_offered(app, player):
         g.read_only_page = True
         user = db.session.get(User, player)
         assert catalogue.cards(user)[0].open_attempt_id is None
+
+
+def test_read_only_pages_share_a_copy_of_the_player_while_their_row_stands(app, client):
+    seen = []
+
+    @app.get("/probe-same-player")
+    def _probe():
+        g.read_only_page = True
+        seen.append(current_user._get_current_object())
+        return current_user.display_name
+
+    with app.app_context():
+        make_quiz("alpha")
+    client.post("/guest", data={"display_name": "Shared"})
+    assert client.get("/probe-same-player").data == b"Shared"
+    assert client.get("/probe-same-player").data == b"Shared"
+    assert seen[0] is seen[1]
+    with app.app_context():
+        db.session.scalar(sa.select(User).where(User.is_guest)).display_name = "Moved"
+        db.session.commit()
+    assert client.get("/probe-same-player").data == b"Moved"
+    assert seen[2] is not seen[1]
