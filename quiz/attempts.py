@@ -29,6 +29,7 @@ from .models import (
     User,
     utcnow,
 )
+from .reads import HotRead
 
 
 class AttemptError(Exception):
@@ -327,14 +328,15 @@ class AnswerSheet:
 # Two statements, not one: on PostgreSQL a statement that waited for the attempt's lock
 # still reads the other tables as they were when it began, so the responses are read
 # by a second statement, once the lock is held.
-_LOCK_ATTEMPT = (
+# Both run inside the answer's transaction, as hot reads (see ``quiz.reads``).
+_LOCK_ATTEMPT = HotRead(
     sa.select(
         Attempt.user_id, Attempt.started_at, Attempt.deadline, Attempt.finished_at
     )
     .where(Attempt.id == sa.bindparam("attempt_id"))
     .with_for_update()
 )
-_SHEET_ITEMS = (
+_SHEET_ITEMS = HotRead(
     sa.select(
         AttemptItem.position,
         AttemptItem.question_id,
@@ -358,10 +360,10 @@ _SHEET_ITEMS = (
 def answer_sheet(attempt_id: int, user: User) -> AnswerSheet:
     """Lock the player's attempt and read its sheet; ``AttemptNotFound`` if the
     attempt is not theirs."""
-    attempt = execute_core(_LOCK_ATTEMPT, {"attempt_id": attempt_id}).first()
+    attempt = _LOCK_ATTEMPT.first(attempt_id=attempt_id)
     if attempt is None or attempt.user_id != user.id:
         raise AttemptNotFound("There is no such attempt for you.")
-    rows = execute_core(_SHEET_ITEMS, {"attempt_id": attempt_id})
+    rows = _SHEET_ITEMS.all(attempt_id=attempt_id)
     return AnswerSheet(
         attempt_id=attempt_id,
         user_id=attempt.user_id,
