@@ -13,7 +13,8 @@ Proves that:
   attempt, and bumping it leaves ``quiz.updated_at`` alone;
 - a cached board is served without a single statement while its version is current,
   and the leaderboard page shows a new best, the new total and the viewer's new rank
-  at once; a cached rows fragment never marks another viewer's row as "you";
+  at once; a cached rows fragment never marks another viewer's row as "you"; viewers
+  with the same standing share one rendered section of the page;
 - cohort boards and last-7-days boards are never served from the cache.
 """
 
@@ -687,3 +688,30 @@ def test_pages_past_the_end_share_the_last_pages_cache_entry(ctx):
         assert sent == [] and board == last and board.page == 2
     assert len(cache._items) == entries
     assert leaderboard.quiz_board(quiz.id, version=v, page=0).page == 1
+
+
+def section_key(key) -> bool:
+    """A cache key of a leaderboard page's rendered section."""
+    return key[0] == "fragment" and key[-1][0] == "section"
+
+
+def test_viewers_with_the_same_standing_share_the_rendered_section(
+    app, client, seeded, cache_calls
+):
+    """Two visitors who are not on the board get one rendered section; a ranked
+    viewer gets their own rank line; a new quiz title shows at once."""
+    first = board_page(client.get("/quizzes/alpha/leaderboard"))
+    second = board_page(app.test_client().get("/quizzes/alpha/leaderboard"))
+    assert [r.name for r in first.rows] == [r.name for r in second.rows]
+    assert first.my_rank is None and second.my_rank is None
+    assert [computed for key, computed in cache_calls if section_key(key)] == [
+        True,
+        False,
+    ]
+    viewer = play_as_guest(app, "Vic Viewer", right=1)  # 1 point: rank 3 of 3
+    assert board_page(viewer.get("/quizzes/alpha/leaderboard")).my_rank == (3, 3)
+    assert board_page(client.get("/quizzes/alpha/leaderboard")).my_rank is None
+    with app.app_context():
+        db.session.get(Quiz, seeded).title = "Alpha, retitled"
+        db.session.commit()
+    assert "Alpha, retitled" in client.get("/quizzes/alpha/leaderboard").text

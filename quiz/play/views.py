@@ -188,6 +188,21 @@ def board_rows(board: leaderboard.Board, overall: bool = False) -> Markup:
 
 
 @bp.app_template_global()
+def board_section(board: leaderboard.Board, period: str, quiz, cohort=None) -> Markup:
+    """A leaderboard page's section: heading, period tabs, rows, the viewer's rank
+    and the pager. For a cached page of standings it is rendered once for each
+    standing of the viewer it shows (not ranked, or the same rank line) and kept."""
+    template = "play/_board_section.html"
+    context = {"board": board, "period": period, "quiz": quiz, "cohort": cohort}
+    if board.key is None or cohort is not None:
+        return piece(template, **context)
+    shown = None if quiz is None else (quiz.slug, quiz.title)
+    return fragment(
+        ("section", board.key, board.me, period, shown), template, **context
+    )
+
+
+@bp.app_template_global()
 def catalogue_card(card: catalogue.Card) -> Markup:
     """One quiz's card in the catalogue, rendered once for every player it fits (the
     same quiz, question count and best score, and an attempt open or not)."""
