@@ -101,10 +101,11 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_errorhandlers(app: Flask) -> None:
-    from . import errors, formatting
+    from . import errors, formatting, layout
 
     errors.init_app(app)
     formatting.init_app(app)
+    layout.init_app(app)
 
 
 def register_commands(app: Flask) -> None:

@@ -1,0 +1,116 @@
+"""The site's header: kept per viewer state, never showing another viewer's."""
+
+import re
+
+import pytest
+
+from quiz import layout
+from quiz.cache import VersionedCache
+from quiz.extensions import db
+from quiz.models import User
+from tests.factories import PASSWORD, make_account, make_quiz
+
+TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+
+
+@pytest.fixture
+def renders(monkeypatch) -> list:
+    """Every time the header is rendered rather than served from the cache."""
+    made = []
+    piece = layout.piece
+
+    def counted(template, **context):
+        made.append(template)
+        return piece(template, **context)
+
+    monkeypatch.setattr(layout, "piece", counted)
+    monkeypatch.setattr("quiz.fragments.piece", counted)
+    return made
+
+
+def _sign_in(app, email: str):
+    client = app.test_client()
+    page = client.get("/auth/login").text
+    client.post(
+        "/auth/login",
+        data={
+            "email": email,
+            "password": PASSWORD,
+            "csrf_token": TOKEN.search(page).group(1),
+        },
+    )
+    return client
+
+
+def _header(page: str) -> str:
+    return page[page.index('<header class="site-header">') : page.index("</header>")]
+
+
+def test_visitors_share_a_header_that_returns_each_to_their_page(app, renders):
+    with app.app_context():
+        make_quiz("alpha")
+    first, second = app.test_client(), app.test_client()
+    for client in (first, second):
+        assert 'href="/auth/login?next=/leaderboard"' in client.get("/leaderboard").text
+    assert renders == [layout.TEMPLATE]
+    quiz_page = first.get("/quizzes/alpha").text
+    assert 'href="/auth/login?next=/quizzes/alpha"' in quiz_page
+    assert len(renders) == 2
+    marked = re.findall(r'<a href="([^"]+)" aria-current="page">', _header(quiz_page))
+    assert marked == []  # a quiz page is neither "Quizzes" nor "Leaderboard"
+    catalogue = _header(first.get("/").text)
+    assert re.findall(r'<a href="([^"]+)" aria-current="page">', catalogue) == ["/"]
+
+
+def test_each_session_signs_out_with_its_own_token(app, renders):
+    """Two sessions of one account get headers with their own session's CSRF
+    token, served from the cache, and sign out with it."""
+    app.config["WTF_CSRF_ENABLED"] = True
+    with app.app_context():
+        make_account("ann@example.org", role="player", name="Ann")
+        make_quiz("alpha")
+    ann, again = _sign_in(app, "ann@example.org"), _sign_in(app, "ann@example.org")
+    tokens = {}
+    for name, client in (("ann", ann), ("again", again)):
+        client.get("/")  # the session's token is made here, then the header kept
+        before = len(renders)
+        page = client.get("/leaderboard").text
+        assert len(renders) == before + 1 and "Ann" in _header(page)
+        assert client.get("/leaderboard").text == page  # served from the cache
+        assert len(renders) == before + 1
+        tokens[name] = TOKEN.search(_header(page)).group(1)
+    assert tokens["ann"] != tokens["again"]
+    with ann.session_transaction() as session:
+        raw = session["csrf_token"]
+    with again.session_transaction() as session:
+        assert session["csrf_token"] != raw
+    signed_out = ann.post("/auth/logout", data={"csrf_token": tokens["ann"]})
+    assert signed_out.status_code == 302
+    assert "Sign in" in _header(ann.get("/").text)
+    # Signing out ends every session of the account: no kept header says otherwise.
+    assert "Sign in" in _header(again.get("/").text)
+
+
+def test_a_new_name_or_role_shows_at_once(app, auth, client):
+    with app.app_context():
+        user_id = make_account("bea@example.org", role="player", name="Bea").id
+    auth.login("bea@example.org")
+    header = _header(client.get("/").text)
+    assert "Bea" in header and "/admin/" not in header
+    with app.app_context():
+        user = db.session.get(User, user_id)
+        user.display_name, user.role = "Beatrice", "admin"
+        db.session.commit()
+    header = _header(client.get("/").text)
+    assert "Beatrice" in header and 'href="/admin/"' in header
+
+
+def test_long_paths_are_rendered_and_not_kept(app, renders):
+    client = app.test_client()
+    path = "/" + "x" * (layout.MAX_KEPT_PATH + 1)
+    cache = app.extensions["quiz.cache"]
+    assert isinstance(cache, VersionedCache)
+    for _ in range(2):
+        assert client.get(path).status_code == 404
+    assert renders == [layout.TEMPLATE, layout.TEMPLATE]
+    assert not any(key[-1][0] == "header" for key in cache._items)
