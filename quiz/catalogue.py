@@ -2,8 +2,9 @@
 
 The list of published quizzes and their question counts changes only when someone
 edits content, so each process keeps a snapshot of it and reads it again when the
-content version (one row, raised by any flush that changes content) has moved. The player's own part, best scores
-and open attempts, is one query per page.
+content version (one row, raised by any flush that changes content) has moved. That
+version and the player's own part, best scores and open attempts, are one query per
+page.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from flask import g, has_request_context
 
 from .cache import cached
 from .extensions import db
@@ -65,8 +67,9 @@ class Card:
 def cards(player: User | None) -> list[Card]:
     """Every published quiz with questions, by title, with the player's best score
     and open attempt."""
-    published = cached(("catalogue", _content_stamp()), _published)
-    bests, open_ids = _player_part(player, [quiz.id for quiz, _ in published])
+    stamp, part = _stamp_and_player_part(player)
+    published = cached(("catalogue", stamp), _published)
+    bests, open_ids = _mine(part, {quiz.id for quiz, _ in published})
     return [
         Card(quiz, count, bests.get(quiz.id), open_ids.get(quiz.id))
         for quiz, count in published
@@ -75,24 +78,29 @@ def cards(player: User | None) -> list[Card]:
 
 def card(quiz: Quiz, player: User | None) -> Card:
     counts = _question_counts([quiz.id])
-    bests, open_ids = _player_part(player, [quiz.id])
+    _, part = _stamp_and_player_part(player)
+    bests, open_ids = _mine(part, {quiz.id})
     return Card(quiz, counts.get(quiz.id, 0), bests.get(quiz.id), open_ids.get(quiz.id))
 
 
-# Built once: the catalogue runs these on every view, and building a statement costs
-# more than running it.
-_STAMP = HotRead(sa.select(ContentVersion.version).where(ContentVersion.id == 1))
-# All the player's best scores and open attempts (a player has at most one of each
-# per quiz); the caller keeps those of the quizzes it shows.
-_PLAYER_PART = HotRead(
+# Built once, and run on every view: the content version on a row of its own, then
+# all the player's best scores and open attempts (at most one of each per quiz; the
+# caller keeps those of the quizzes it shows). One round trip for the whole page.
+_NO_ID = sa.cast(sa.null(), sa.Integer)  # typed: PostgreSQL matches UNION types
+_NO_SCORE = sa.cast(sa.null(), sa.Float)
+_STAMP_AND_PLAYER_PART = HotRead(
     sa.union_all(
         sa.select(
-            BestScore.quiz_id,
-            BestScore.score,
-            BestScore.max_score,
-            sa.null().label("attempt_id"),
+            ContentVersion.version,
+            _NO_ID.label("quiz_id"),
+            _NO_SCORE.label("score"),
+            _NO_SCORE.label("max_score"),
+            _NO_ID.label("attempt_id"),
+        ).where(ContentVersion.id == 1),
+        sa.select(
+            _NO_ID, BestScore.quiz_id, BestScore.score, BestScore.max_score, _NO_ID
         ).where(BestScore.user_id == sa.bindparam("user_id")),
-        sa.select(Attempt.quiz_id, sa.null(), sa.null(), Attempt.id).where(
+        sa.select(_NO_ID, Attempt.quiz_id, _NO_SCORE, _NO_SCORE, Attempt.id).where(
             Attempt.user_id == sa.bindparam("user_id"),
             Attempt.finished_at.is_(None),
             sa.or_(Attempt.deadline.is_(None), Attempt.deadline > sa.bindparam("now")),
@@ -101,10 +109,17 @@ _PLAYER_PART = HotRead(
 )
 
 
-def _content_stamp() -> int | None:
-    """The content version: it changes with any quiz, question, revision or choice."""
-    db.session.flush()  # a pending change raises it (see below) before it is read
-    return _STAMP.scalar()
+def _stamp_and_player_part(player: User | None) -> tuple[int | None, list]:
+    """The content version, which changes with any quiz, question, revision or
+    choice, and the player's best scores and open (not timed-out) attempts."""
+    if not (has_request_context() and g.get("read_only_page")):
+        db.session.flush()  # a pending change raises the version (see below) first
+    rows = _STAMP_AND_PLAYER_PART.all(
+        user_id=None if player is None else player.id,  # None matches no row
+        now=utcnow(),
+    )
+    stamp = next((row.version for row in rows if row.quiz_id is None), None)
+    return stamp, [row for row in rows if row.quiz_id is not None]
 
 
 CONTENT = (Quiz, Question, QuestionRevision, Choice)
@@ -162,21 +177,14 @@ def _question_counts(quiz_ids: list[int]) -> dict[int, int]:
     )
 
 
-def _player_part(
-    player: User | None, quiz_ids: list[int]
-) -> tuple[dict[int, Best], dict[int, int]]:
-    """The player's best scores and open (not timed-out) attempts, in one query."""
-    if player is None or not quiz_ids:
-        return {}, {}
-    wanted = set(quiz_ids)
+def _mine(part: list, quiz_ids: set[int]) -> tuple[dict[int, Best], dict[int, int]]:
+    """The player's best scores and open attempts on these quizzes, by quiz."""
     best, open_ids = {}, {}
-    for quiz_id, score, max_score, attempt_id in _PLAYER_PART.all(
-        user_id=player.id, now=utcnow()
-    ):
-        if quiz_id not in wanted:
+    for row in part:
+        if row.quiz_id not in quiz_ids:
             continue
-        if attempt_id is None:
-            best[quiz_id] = Best(score, max_score)
+        if row.attempt_id is None:
+            best[row.quiz_id] = Best(row.score, row.max_score)
         else:
-            open_ids[quiz_id] = attempt_id
+            open_ids[row.quiz_id] = row.attempt_id
     return best, open_ids
