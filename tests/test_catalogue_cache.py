@@ -135,5 +135,7 @@ def test_each_player_sees_their_own_card_and_cards_are_shared(app, monkeypatch):
         assert "Your best" not in bob_card and "Resume" in bob_card
         assert "Your best" not in cat_card and "Play" in cat_card
         assert _card(_page(app.test_client()), "alpha") == cat_card
-    # Three kinds of card, each rendered once: a fourth player like Cat reuses hers.
+    # Three kinds of card, each rendered once: a fourth player like Cat reuses hers,
+    # and the whole grid of cards too.
     assert renders.count("play/_card.html") == 3
+    assert renders.count("play/_card_grid.html") == 3

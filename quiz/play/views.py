@@ -206,10 +206,27 @@ def board_section(board: leaderboard.Board, period: str, quiz, cohort=None) -> M
 def catalogue_card(card: catalogue.Card) -> Markup:
     """One quiz's card in the catalogue, rendered once for every player it fits (the
     same quiz, question count and best score, and an attempt open or not)."""
-    if not isinstance(card.quiz, catalogue.QuizInfo):  # a live ORM object: no key
+    key = _card_key(card)
+    if key is None:
         return piece("play/_card.html", card=card)
-    key = (card.quiz, card.question_count, card.best, card.open_attempt_id is not None)
     return fragment(("card", *key), "play/_card.html", card=card)
+
+
+@bp.app_template_global()
+def catalogue_grid(cards: list[catalogue.Card]) -> Markup:
+    """The catalogue's cards, rendered once for every player whose cards are all the
+    same (a newcomer's, say) and kept; each card is kept on its own too."""
+    keys = tuple(_card_key(card) for card in cards)
+    if None in keys:
+        return piece("play/_card_grid.html", cards=cards)
+    return fragment(("grid", keys), "play/_card_grid.html", cards=cards)
+
+
+def _card_key(card: catalogue.Card) -> tuple | None:
+    """What a card shows; None for a card of a live ORM object (not kept)."""
+    if not isinstance(card.quiz, catalogue.QuizInfo):
+        return None
+    return (card.quiz, card.question_count, card.best, card.open_attempt_id is not None)
 
 
 # --- helpers shared by the views above ------------------------------------------------
