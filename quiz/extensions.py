@@ -34,7 +34,9 @@ limiter = Limiter(key_func=get_remote_address)
 def execute_core(statement, params: dict | None = None) -> sa.CursorResult:
     """Run a Core statement on the session's connection, inside its transaction.
 
-    For the busiest pages' plain-row queries and inserts: it skips the ORM's
-    statement and result handling (and autoflush, so flush pending objects first).
+    For the answer's insert and the marking rules, inside a form's transaction: it
+    skips the ORM's statement and result handling (and autoflush, so flush pending
+    objects first). Pages that only read use ``quiz.reads.HotRead`` instead (this
+    would open the session's connection outside autocommit on PostgreSQL).
     """
     return db.session.connection().execute(statement, params)

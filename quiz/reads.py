@@ -10,17 +10,24 @@ column types' own processors, so rows hold what SQLAlchemy would have returned.
 Where they run:
 
 - On a play page fetched with GET (``g.read_only_page``), on a pooled connection of
-  their own, in autocommit like the rest of such a page, without an ORM session.
+  their own, in autocommit like the rest of such a page, without an ORM session
+  (or on the session's, if it already took one). A page that reads both ways holds
+  two pooled connections: count two per worker thread when sizing the pool and
+  PostgreSQL's ``max_connections``.
 - Anywhere else on the ORM session's connection, inside its transaction: a hot read
-  on a form's request sees that request's own writes and takes part in its locks.
+  on a form's request sees what that request flushed (hot reads do not flush) and
+  takes part in its locks.
 
-Statements stay simple: no expanding ``IN`` parameters.
+Statements stay simple: no expanding ``IN``, literal or escaped parameters. Being
+run by the driver, hot reads pass by SQLAlchemy's engine events, so its statement
+logging (``echo``) does not show them.
 """
 
 from __future__ import annotations
 
 from collections import namedtuple
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,7 +61,7 @@ class HotRead:
             rename=True,
         )
         self._types = [column.type for column in statement.selected_columns]
-        self._by_dialect: dict[str, _Compiled] = {}
+        self._by_dialect: dict[tuple[str, str], _Compiled] = {}
 
     def all(self, **params: Any) -> list:
         return self._run(params, fetch_one=False)
@@ -95,7 +102,8 @@ class HotRead:
                 dialect=dialect,
             ) from error
         finally:
-            cursor.close()
+            with suppress(dialect.loaded_dbapi.Error):  # never hides the error above
+                cursor.close()
         if fetch_one and rows[0] is None:
             return None
         made = [self._row(row, compiled.results) for row in rows]
@@ -103,23 +111,28 @@ class HotRead:
 
     def _row(self, row: Sequence, processors: tuple[Callable | None, ...]):
         return self.Row._make(
-            value if process is None or value is None else process(value)
+            value if process is None else process(value)
             for value, process in zip(row, processors, strict=True)
         )
 
     def _compiled(self, dialect) -> _Compiled:
-        found = self._by_dialect.get(dialect.name)
+        found = self._by_dialect.get((dialect.name, dialect.driver))
         if found is None:
             compiled = self.statement.compile(dialect=dialect)
-            if any(bind.expanding for bind in compiled.binds.values()):
-                raise ValueError("a HotRead takes no expanding IN parameters")
+            if compiled.escaped_bind_names or any(
+                bind.expanding or bind.literal_execute
+                for bind in compiled.binds.values()
+            ):
+                raise ValueError(
+                    "a HotRead takes no expanding IN, literal or escaped parameters"
+                )
             binds = {
                 name: bind.type.dialect_impl(dialect).bind_processor(dialect)
                 for name, bind in compiled.binds.items()
             }
             order = tuple(compiled.positiontup) if dialect.positional else None
             found = _Compiled(compiled.string, order, binds, compiled)
-            self._by_dialect[dialect.name] = found
+            self._by_dialect[(dialect.name, dialect.driver)] = found
         return found
 
     def _result_processors(self, dialect, cursor) -> tuple[Callable | None, ...]:
@@ -132,7 +145,7 @@ class HotRead:
 def _bind(compiled: _Compiled, params: dict[str, Any]):
     values = compiled.compiled.construct_params(params)
     for name, process in compiled.binds.items():
-        if process is not None and values.get(name) is not None:
+        if process is not None:
             values[name] = process(values[name])
     if compiled.order is None:
         return values
@@ -143,6 +156,8 @@ def _connection() -> sa.Connection:
     """The connection hot reads run on in this request (see the module's notes)."""
     if not (has_request_context() and g.get("read_only_page")):
         return db.session.connection()
+    if db.session.registry.has() and db.session().in_transaction():
+        return db.session.connection()  # the ORM took one first: share it
     connection = g.get(CONNECTION)
     if connection is None:
         connection = db.engine.connect()

@@ -11,6 +11,7 @@ from sqlalchemy.orm import object_session
 from quiz.extensions import db
 from quiz.models import Attempt, BestScore, User
 from quiz.reads import CONNECTION, HotRead
+from tests.conftest import requires_postgres
 from tests.factories import make_account, make_quiz
 
 USER = sa.select(*User.__table__.columns).where(User.id == sa.bindparam("id"))
@@ -211,3 +212,56 @@ def test_read_only_pages_share_a_copy_of_the_player_while_their_row_stands(app, 
         db.session.commit()
     assert client.get("/probe-same-player").data == b"Moved"
     assert seen[2] is not seen[1]
+
+
+def test_a_disabled_account_is_signed_out_of_read_only_pages(app, auth, client):
+    with app.app_context():
+        make_quiz("alpha")
+        user_id = make_account("dee@example.org", role="player", name="Dee").id
+    auth.login("dee@example.org")
+    assert "Dee" in client.get("/").text
+    with app.app_context():
+        db.session.get(User, user_id).is_disabled = True
+        db.session.commit()
+    assert "Dee" not in client.get("/").text
+    assert client.get("/quizzes/alpha/leaderboard").status_code == 200
+
+
+def test_the_connection_goes_back_to_the_pool_after_a_driver_error(app):
+    missing = sa.table("no_such_table", sa.column("id"))
+    read = HotRead(sa.select(missing.c.id).where(missing.c.id == sa.bindparam("id")))
+
+    @app.get("/probe-broken")
+    def _probe():
+        g.read_only_page = True
+        return str(read.first(id=1))
+
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    with app.app_context():
+        pool = db.engine.pool
+    response = app.test_client().get("/probe-broken")
+    assert response.status_code == 500 and "Traceback" not in response.text
+    assert pool.checkedout() == 0
+
+
+def test_hot_reads_share_the_orm_sessions_connection_once_it_has_one(app, player):
+    read = HotRead(sa.select(User.display_name).where(User.id == sa.bindparam("id")))
+    with app.test_request_context("/"):
+        g.read_only_page = True
+        db.session.get(User, player)  # the ORM takes a connection first
+        assert read.scalar(id=player) == "Reader"
+        assert g.get(CONNECTION) is None
+        assert db.engine.pool.checkedout() == 1
+
+
+@requires_postgres
+def test_on_postgresql_hot_reads_of_read_only_pages_autocommit(app, player):
+    read = HotRead(sa.select(User.display_name).where(User.id == sa.bindparam("id")))
+    with app.test_request_context("/"):
+        g.read_only_page = True
+        assert read.scalar(id=player) == "Reader"
+        assert g.get(CONNECTION).connection.driver_connection.autocommit
+    with app.test_request_context("/", method="POST"):
+        assert read.scalar(id=player) == "Reader"
+        assert not db.session.connection().connection.driver_connection.autocommit
+
