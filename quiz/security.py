@@ -116,8 +116,15 @@ def load_user(session_id: str) -> User | None:
 
 # Detached copies of players as their rows stand, shared by the read-only pages
 # that find the same row: building an ORM object costs more than reading the row.
+# A copy refuses to change or to join a session (see below): it is shared.
 _DETACHED: dict[tuple, User] = {}
 MAX_DETACHED = 4096
+SHARED = "quiz_shared_copy"
+
+
+class SharedPlayerChanged(RuntimeError):
+    """Code tried to change, or to save, the shared copy of a player that a page
+    which only reads was given."""
 
 
 def _load(user_id: int) -> User | None:
@@ -133,10 +140,26 @@ def _load(user_id: int) -> User | None:
     if user is None:
         user = User(**row._asdict())
         make_transient_to_detached(user)
+        sa.inspect(user).info[SHARED] = True
         if len(_DETACHED) >= MAX_DETACHED:
             _DETACHED.clear()
         _DETACHED[row] = user
     return user
+
+
+def _refuse_shared(target, *_args) -> None:
+    if sa.inspect(target).info.get(SHARED):
+        raise SharedPlayerChanged(f"{target!r} is a shared copy: it cannot change")
+
+
+for _column in User.__table__.columns:
+    sa.event.listen(getattr(User, _column.key), "set", _refuse_shared)
+
+
+@sa.event.listens_for(db.session, "before_attach")
+def _refuse_attaching_shared(_session, instance) -> None:
+    if isinstance(instance, User):
+        _refuse_shared(instance)
 
 
 @login_manager.unauthorized_handler

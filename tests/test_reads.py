@@ -11,6 +11,7 @@ from sqlalchemy.orm import object_session
 from quiz.extensions import db
 from quiz.models import Attempt, BestScore, User
 from quiz.reads import CONNECTION, HotRead
+from quiz.security import SharedPlayerChanged
 from tests.conftest import requires_postgres
 from tests.factories import make_account, make_quiz
 
@@ -265,3 +266,26 @@ def test_on_postgresql_hot_reads_of_read_only_pages_autocommit(app, player):
         assert read.scalar(id=player) == "Reader"
         assert not db.session.connection().connection.driver_connection.autocommit
 
+
+def test_the_shared_copy_of_a_player_refuses_changes(app, client):
+    seen = []
+
+    @app.get("/probe-shared")
+    def _probe():
+        g.read_only_page = True
+        seen.append(current_user._get_current_object())
+        return "ok"
+
+    with app.app_context():
+        make_quiz("alpha")
+    client.post("/guest", data={"display_name": "Fixed"})
+    client.get("/probe-shared")
+    shared = seen[0]
+    with pytest.raises(SharedPlayerChanged):
+        shared.display_name = "Changed"
+    with app.app_context():
+        with pytest.raises(SharedPlayerChanged):
+            db.session.add(shared)
+        with pytest.raises(SharedPlayerChanged):
+            db.session.add(Attempt(user=shared, quiz_id=1, pass_mark=50))
+    assert shared.display_name == "Fixed"
