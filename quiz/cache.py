@@ -6,6 +6,11 @@ Those versions live in the database and go up in the transaction that changes wh
 they cover, so every app server misses and reads afresh as soon as the change is
 committed. Entries also expire after ``max_age`` seconds, which bounds how long a
 renamed player keeps an old name on a cached board.
+
+Rendered pieces of pages (``quiz.fragments``) have a cache of their own: many of
+them are per viewer (a header per session, a leaderboard section per ranked
+viewer), and however many viewers come, they must not push out the shared data that
+every view reads (standings, the catalogue).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from flask import Flask, current_app
 
 T = TypeVar("T")
 EXTENSION = "quiz.cache"
+FRAGMENTS = "quiz.fragments"
 
 
 class VersionedCache:
@@ -53,8 +59,10 @@ class VersionedCache:
 
 def init_app(app: Flask) -> None:
     app.extensions[EXTENSION] = VersionedCache()
+    app.extensions[FRAGMENTS] = VersionedCache(size=4096)
 
 
-def cached(key: Hashable, compute: Callable[[], T]) -> T:
-    """This process's value for ``key``, computed on a miss."""
-    return current_app.extensions[EXTENSION].get(key, compute)
+def cached(key: Hashable, compute: Callable[[], T], *, store: str = EXTENSION) -> T:
+    """This process's value for ``key`` (in the data cache, or the one named by
+    ``store``), computed on a miss."""
+    return current_app.extensions[store].get(key, compute)

@@ -2,8 +2,9 @@
 
 A piece is kept under a key that holds everything the piece shows (a board's
 version and page, a quiz card's values), plus the application root, since pieces
-hold links. It is then served from this process's cache (``quiz.cache``) to every
-viewer it fits, instead of being rendered again on each view.
+hold links. It is then served from this process's cache of pieces (see
+``quiz.cache``) to every viewer it fits, instead of being rendered again on each
+view.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Hashable
 from flask import render_template, request
 from markupsafe import Markup
 
-from .cache import cached
+from .cache import FRAGMENTS, cached
 
 
 def fragment(key: Hashable, template: str, **context) -> Markup:
@@ -21,6 +22,7 @@ def fragment(key: Hashable, template: str, **context) -> Markup:
     return cached(
         ("fragment", template, request.script_root, key),
         lambda: piece(template, **context),
+        store=FRAGMENTS,
     )
 
 

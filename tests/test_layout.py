@@ -5,7 +5,7 @@ import re
 import pytest
 
 from quiz import layout
-from quiz.cache import VersionedCache
+from quiz.cache import FRAGMENTS, VersionedCache
 from quiz.extensions import db
 from quiz.models import User
 from tests.factories import PASSWORD, make_account, make_quiz
@@ -105,12 +105,17 @@ def test_a_new_name_or_role_shows_at_once(app, auth, client):
     assert "Beatrice" in header and 'href="/admin/"' in header
 
 
-def test_long_paths_are_rendered_and_not_kept(app, renders):
+def test_paths_of_the_visitors_choosing_share_one_kept_header(app, renders):
+    """Every unknown path is the same 404 endpoint: one header is kept for all of
+    them, each sign-in link returning to its own path, escaped."""
     client = app.test_client()
-    path = "/" + "x" * (layout.MAX_KEPT_PATH + 1)
-    cache = app.extensions["quiz.cache"]
+    cache = app.extensions[FRAGMENTS]
     assert isinstance(cache, VersionedCache)
-    for _ in range(2):
-        assert client.get(path).status_code == 404
-    assert renders == [layout.TEMPLATE, layout.TEMPLATE]
-    assert not any(key[-1][0] == "header" for key in cache._items)
+    for n in range(20):
+        page = client.get(f"/made-up-{n}?x=1").text
+        assert f'href="/auth/login?next=/made-up-{n}"' in page
+    odd = _header(client.get("/made-up/%22%3E%3Cscript%3E").text)
+    assert "<script>" not in odd
+    assert 'href="/auth/login?next=/made-up/%22%3E%3Cscript%3E"' in odd
+    assert renders == [layout.TEMPLATE]
+    assert sum(key[-1][0] == "header" for key in cache._items) == 1
