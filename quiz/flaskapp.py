@@ -29,6 +29,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from flask import Flask, Request, has_request_context, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
@@ -53,24 +54,29 @@ class SignedCookieSessions(SecureCookieSessionInterface):
     the cookies it passed remembered."""
 
     def __init__(self) -> None:
-        self._serializer: tuple[tuple, URLSafeTimedSerializer | None] | None = None
-        # cookie -> (when it was signed, in whole seconds; what it holds)
-        self._passed: dict[str, tuple[int, dict]] = {}
+        # (keys, their serializer, the cookies it passed): replaced as one, so a
+        # cookie checked under old keys is never remembered under new ones.
+        # A passed cookie maps to (when it was signed, in whole seconds; its data).
+        self._current: tuple[tuple, URLSafeTimedSerializer | None, dict] | None = None
+
+    def _for_keys(self, app: Flask) -> tuple[URLSafeTimedSerializer | None, dict]:
+        keys = (app.secret_key, tuple(app.config.get("SECRET_KEY_FALLBACKS") or ()))
+        current = self._current
+        if current is None or current[0] != keys:
+            current = (keys, super().get_signing_serializer(app), {})
+            self._current = current
+        return current[1], current[2]
 
     def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
-        keys = (app.secret_key, tuple(app.config.get("SECRET_KEY_FALLBACKS") or ()))
-        if self._serializer is None or self._serializer[0] != keys:
-            self._serializer = (keys, super().get_signing_serializer(app))
-            self._passed = {}  # passed under other keys: they count for nothing now
-        return self._serializer[1]
+        return self._for_keys(app)[0]
 
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
-        serializer = self.get_signing_serializer(app)
+        serializer, passed_cookies = self._for_keys(app)
         cookie = request.cookies.get(self.get_cookie_name(app))
         if serializer is None or not cookie:
             return super().open_session(app, request)
         max_age = int(app.permanent_session_lifetime.total_seconds())
-        passed = self._passed.get(cookie)
+        passed = passed_cookies.get(cookie)
         if passed is None:
             try:
                 data, signed = serializer.loads(
@@ -79,9 +85,9 @@ class SignedCookieSessions(SecureCookieSessionInterface):
             except BadSignature:  # forged, from other keys, or expired
                 return self.session_class()
             if all(type(value) in _PLAIN for value in data.values()):
-                if len(self._passed) >= MAX_SESSIONS:
-                    self._passed.clear()
-                self._passed[cookie] = (int(signed.timestamp()), data)
+                if len(passed_cookies) >= MAX_SESSIONS:
+                    passed_cookies.clear()
+                passed_cookies[cookie] = (int(signed.timestamp()), data)
             return self.session_class(data)
         signed_at, data = passed
         age = int(time.time()) - signed_at
@@ -97,18 +103,19 @@ class QuizFlask(Flask):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._built_urls: dict[tuple, str] = {}
-        self._sync_functions: dict[Callable, Callable] = {}
+        # Weak: a function made for one request (after_this_request) is not kept.
+        self._plain_functions: WeakKeyDictionary[Callable, bool] = WeakKeyDictionary()
         self.session_interface = SignedCookieSessions()
 
     def ensure_sync(self, func: Callable) -> Callable:
         try:
-            sync = self._sync_functions.get(func)
-        except TypeError:  # an unhashable callable: asked every time
+            if self._plain_functions.get(func):
+                return func
+        except TypeError:  # not hashable or not weakly referable: asked every time
             return super().ensure_sync(func)
-        if sync is None:
-            sync = super().ensure_sync(func)
-            if len(self._sync_functions) < MAX_FUNCTIONS:
-                self._sync_functions[func] = sync
+        sync = super().ensure_sync(func)
+        if sync is func and len(self._plain_functions) < MAX_FUNCTIONS:
+            self._plain_functions[func] = True
         return sync
 
     def url_for(

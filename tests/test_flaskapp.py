@@ -1,6 +1,10 @@
 """The app's Flask class: remembered URLs, one session serializer per key, and
 session cookies checked once."""
 
+import gc
+import time
+from types import SimpleNamespace
+
 import pytest
 from flask import Flask, url_for
 
@@ -162,11 +166,14 @@ def test_a_session_cookie_is_checked_once_then_remembered(app, client, monkeypat
 
 def test_a_remembered_cookie_still_expires(app, client, monkeypatch):
     client.post("/guest", data={"display_name": "Later"})
+    client.get("/")  # shows the welcome: the cookie without it comes back
+    calls = _counting_loads(app, monkeypatch)
     assert b"Later" in client.get("/").data  # checked and remembered
-    lifetime = app.permanent_session_lifetime.total_seconds()
-    now = flaskapp.time.time()
-    monkeypatch.setattr(flaskapp.time, "time", lambda: now + lifetime + 60)
+    assert calls == [1]
+    later = time.time() + app.permanent_session_lifetime.total_seconds() + 60
+    monkeypatch.setattr(flaskapp, "time", SimpleNamespace(time=lambda: later))
     assert b"Later" not in client.get("/").data
+    assert calls == [1]  # refused by the remembered age, not checked again
 
 
 def test_a_cookie_holding_flashed_messages_is_read_afresh(app, client, monkeypatch):
@@ -199,4 +206,16 @@ def test_hooks_are_asked_once_whether_they_are_coroutines(app, client, monkeypat
     client.get("/")
     client.get("/")
     assert first > 0 and len(asked) == first
-    assert app.ensure_sync(len) is len
+    assert app.ensure_sync(len) is len  # not weakly referable: asked, not kept
+
+
+def test_a_function_made_for_one_request_is_not_kept(app):
+    def for_one_request():
+        return None
+
+    sync = app.ensure_sync(for_one_request)
+    assert sync is for_one_request
+    kept = len(app._plain_functions)
+    del for_one_request, sync
+    gc.collect()
+    assert len(app._plain_functions) == kept - 1  # gone with the function
