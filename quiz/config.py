@@ -7,8 +7,6 @@ import os
 import secrets
 from pathlib import Path
 
-import sqlalchemy as sa
-
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_DIR = PROJECT_ROOT / "templates"
 STATIC_DIR = PROJECT_ROOT / "static"
@@ -166,19 +164,13 @@ def flag(value: object) -> bool:
 def engine_options(url: str) -> dict:
     """Connection options per database: SQLite waits for locks instead of failing.
 
-    The pool hands out the connection used last: under steady load the same few
-    stay busy (and need no check, see ``quiz.pool``), and the rest can time out.
+    PostgreSQL's pool hands out the connection used last: under steady load the same
+    few stay busy and need no check before use (see ``quiz.pool``), while the others
+    rest and are checked when next used.
     """
-    options: dict = {"json_serializer": _json_dumps}
     if url.startswith("sqlite"):
-        options["connect_args"] = {"timeout": 15}
-    if not url.startswith("sqlite") or sa.make_url(url).database not in (
-        None,
-        "",
-        ":memory:",
-    ):
-        options["pool_use_lifo"] = True  # an in-memory database has no such pool
-    return options
+        return {"json_serializer": _json_dumps, "connect_args": {"timeout": 15}}
+    return {"json_serializer": _json_dumps, "pool_use_lifo": True}
 
 
 def seconds(name: str, value: object) -> float:
