@@ -154,3 +154,22 @@ def sqlite_app(app_config, tmp_path):
     with application.app_context():
         db.session.remove()
         db.engine.dispose()
+
+
+@pytest.fixture
+def renders(monkeypatch) -> list:
+    """The template of every piece of a page rendered rather than served from the
+    cache of pieces, in order (``quiz.fragments.piece`` and those who call it)."""
+    from quiz import fragments, layout
+    from quiz.play import views
+
+    made = []
+    real = fragments.piece
+
+    def counted(template, **context):
+        made.append(template)
+        return real(template, **context)
+
+    for module in (fragments, layout, views):
+        monkeypatch.setattr(module, "piece", counted)
+    return made

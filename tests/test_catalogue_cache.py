@@ -4,10 +4,10 @@ pages fetched with GET cannot write."""
 import pytest
 import sqlalchemy as sa
 
-from quiz import authoring, fragments
+from quiz import authoring
 from quiz.extensions import db
 from quiz.models import ContentVersion, Question, User
-from quiz.play import ReadOnlyPageWrote, views
+from quiz.play import ReadOnlyPageWrote
 from tests.factories import bank_yaml, load_bank, make_account, make_quiz
 
 
@@ -106,7 +106,7 @@ def _card(page: str, slug: str) -> str:
     raise AssertionError(f"no card for {slug}")
 
 
-def test_each_player_sees_their_own_card_and_cards_are_shared(app, monkeypatch):
+def test_each_player_sees_their_own_card_and_cards_are_shared(app, renders):
     from tests.test_board_cache import play_as_guest
 
     with app.app_context():
@@ -118,15 +118,7 @@ def test_each_player_sees_their_own_card_and_cards_are_shared(app, monkeypatch):
     cat = app.test_client()
     cat.post("/guest", data={"display_name": "Cat Cole"})
 
-    renders = []
-    real = views.piece
-
-    def counted(template, **context):
-        renders.append(template)
-        return real(template, **context)
-
-    monkeypatch.setattr(views, "piece", counted)
-    monkeypatch.setattr(fragments, "piece", counted)
+    renders.clear()
     for _ in range(2):
         ann_card = _card(_page(ann), "alpha")
         bob_card = _card(_page(bob), "alpha")
