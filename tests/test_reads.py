@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-from flask import g
+from flask import g, request
 from flask_login import current_user
 from sqlalchemy.orm import object_session
 
@@ -62,6 +62,26 @@ def player(app):
         )
         db.session.commit()
         return user.id
+
+
+@pytest.fixture
+def players_seen(app) -> list:
+    """The player each request to ``/probe-player`` was given, and whether it was in
+    the ORM session then: a read-only page for GET, a form for POST (a route added
+    to the app for the test)."""
+    seen = []
+
+    @app.route("/probe-player", methods=["GET", "POST"])
+    def _probe():
+        if request.method == "GET":
+            g.read_only_page = True
+        user = current_user._get_current_object()
+        seen.append((user, object_session(user) is not None))
+        return user.display_name
+
+    with app.app_context():
+        make_quiz("alpha")
+    return seen
 
 
 def test_rows_match_what_sqlalchemy_returns(app, player):
@@ -132,31 +152,15 @@ def test_driver_errors_are_reported_as_sqlalchemy_errors(app):
         assert "no_such_table" in str(raised.value)
 
 
-def test_read_only_pages_take_the_player_detached_from_their_row(app, client):
+def test_read_only_pages_take_the_player_detached_from_their_row(client, players_seen):
     """A page that only reads gets the signed-in player from a hot read, as a
     detached copy; a form gets the player in the ORM session."""
-    seen = {}
-
-    @app.get("/probe-player")
-    def _probe():
-        g.read_only_page = True
-        user = current_user._get_current_object()
-        seen["get"] = (type(user), object_session(user), user.display_name)
-        return "ok"
-
-    @app.post("/probe-player")
-    def _probe_post():
-        user = current_user._get_current_object()
-        seen["post"] = object_session(user) is db.session()
-        return "ok"
-
-    with app.app_context():
-        make_quiz("alpha")
     client.post("/guest", data={"display_name": "Guesty"})
-    assert client.get("/probe-player").status_code == 200
-    assert client.post("/probe-player").status_code == 200
-    assert seen["get"] == (User, None, "Guesty")
-    assert seen["post"] is True
+    assert client.get("/probe-player").text == "Guesty"
+    assert client.post("/probe-player").text == "Guesty"
+    (on_page, page_in_session), (on_form, form_in_session) = players_seen
+    assert type(on_page) is User and not page_in_session
+    assert on_form is not on_page and form_in_session
 
 
 def test_a_changed_session_token_signs_out_of_read_only_pages(app, client):
@@ -193,26 +197,18 @@ def test_an_open_attempt_past_its_deadline_is_not_offered(app, player):
         assert catalogue.cards(user)[0].open_attempt_id is None
 
 
-def test_read_only_pages_share_a_copy_of_the_player_while_their_row_stands(app, client):
-    seen = []
-
-    @app.get("/probe-same-player")
-    def _probe():
-        g.read_only_page = True
-        seen.append(current_user._get_current_object())
-        return current_user.display_name
-
-    with app.app_context():
-        make_quiz("alpha")
+def test_read_only_pages_share_a_copy_of_the_player_while_their_row_stands(
+    app, client, players_seen
+):
     client.post("/guest", data={"display_name": "Shared"})
-    assert client.get("/probe-same-player").data == b"Shared"
-    assert client.get("/probe-same-player").data == b"Shared"
-    assert seen[0] is seen[1]
+    assert client.get("/probe-player").text == "Shared"
+    assert client.get("/probe-player").text == "Shared"
+    assert players_seen[0][0] is players_seen[1][0]
     with app.app_context():
         db.session.scalar(sa.select(User).where(User.is_guest)).display_name = "Moved"
         db.session.commit()
-    assert client.get("/probe-same-player").data == b"Moved"
-    assert seen[2] is not seen[1]
+    assert client.get("/probe-player").text == "Moved"
+    assert players_seen[2][0] is not players_seen[1][0]
 
 
 def test_a_disabled_account_is_signed_out_of_read_only_pages(app, auth, client):
@@ -267,20 +263,10 @@ def test_on_postgresql_hot_reads_of_read_only_pages_autocommit(app, player):
         assert not db.session.connection().connection.driver_connection.autocommit
 
 
-def test_the_shared_copy_of_a_player_refuses_changes(app, client):
-    seen = []
-
-    @app.get("/probe-shared")
-    def _probe():
-        g.read_only_page = True
-        seen.append(current_user._get_current_object())
-        return "ok"
-
-    with app.app_context():
-        make_quiz("alpha")
+def test_the_shared_copy_of_a_player_refuses_changes(app, client, players_seen):
     client.post("/guest", data={"display_name": "Fixed"})
-    client.get("/probe-shared")
-    shared = seen[0]
+    client.get("/probe-player")
+    shared, _ = players_seen[0]
     with pytest.raises(SharedPlayerChanged):
         shared.display_name = "Changed"
     with app.app_context():
