@@ -1,6 +1,5 @@
 """Extension objects, created unbound and initialised in ``create_app``."""
 
-import sqlalchemy as sa
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -29,14 +28,3 @@ csrf = CSRFProtect()
 migrate = Migrate()
 # No default limits: specific routes (sign-in) say what they limit and by which key.
 limiter = Limiter(key_func=get_remote_address)
-
-
-def execute_core(statement, params: dict | None = None) -> sa.CursorResult:
-    """Run a Core statement on the session's connection, inside its transaction.
-
-    For the answer's insert and the marking rules, inside a form's transaction: it
-    skips the ORM's statement and result handling (and autoflush, so flush pending
-    objects first). Pages that only read use ``quiz.reads.HotRead`` instead (this
-    would open the session's connection outside autocommit on PostgreSQL).
-    """
-    return db.session.connection().execute(statement, params)

@@ -155,7 +155,7 @@ def _bind(compiled: _Compiled, params: dict[str, Any]):
 def _connection() -> sa.Connection:
     """The connection hot reads run on in this request (see the module's notes)."""
     if not (has_request_context() and g.get("read_only_page")):
-        return db.session.connection()
+        return session_connection()
     if db.session.registry.has() and db.session().in_transaction():
         return db.session.connection()  # the ORM took one first: share it
     connection = g.get(CONNECTION)
@@ -165,6 +165,42 @@ def _connection() -> sa.Connection:
             connection = connection.execution_options(isolation_level="AUTOCOMMIT")
         setattr(g, CONNECTION, connection)
     return connection
+
+
+# The connection of the ORM session's transaction, kept in the session's ``info``
+# from its BEGIN to its end: asking the session for it costs more than a hot read.
+TRANSACTION_CONNECTION = "quiz_transaction_connection"
+
+
+def session_connection() -> sa.Connection:
+    """The ORM session's connection, inside its transaction (begun if need be)."""
+    session = db.session()
+    connection = session.info.get(TRANSACTION_CONNECTION)
+    if connection is None:
+        connection = session.connection()
+    return connection
+
+
+def execute_core(statement, params: dict | list[dict] | None = None) -> sa.CursorResult:
+    """Run a Core statement on the session's connection, inside its transaction.
+
+    For the writes of answering and finishing, and statements a ``HotRead`` cannot
+    take: it skips the ORM's statement and result handling (and autoflush, so flush
+    pending objects first). Pages that only read use ``HotRead`` instead (this would
+    open the session's connection outside autocommit on PostgreSQL).
+    """
+    return session_connection().execute(statement, params)
+
+
+@sa.event.listens_for(db.session, "after_begin")
+def _keep_transaction_connection(session, _transaction, connection) -> None:
+    session.info[TRANSACTION_CONNECTION] = connection
+
+
+@sa.event.listens_for(db.session, "after_transaction_end")
+def _drop_transaction_connection(session, transaction) -> None:
+    if transaction.parent is None:  # the outermost: savepoints keep the connection
+        session.info.pop(TRANSACTION_CONNECTION, None)
 
 
 def _close_connection(_error: BaseException | None = None) -> None:

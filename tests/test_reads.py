@@ -10,7 +10,12 @@ from sqlalchemy.orm import object_session
 
 from quiz.extensions import db
 from quiz.models import Attempt, BestScore, User
-from quiz.reads import CONNECTION, HotRead
+from quiz.reads import (
+    CONNECTION,
+    TRANSACTION_CONNECTION,
+    HotRead,
+    session_connection,
+)
 from quiz.security import SharedPlayerChanged
 from tests.conftest import requires_postgres
 from tests.factories import make_account, make_quiz
@@ -275,3 +280,19 @@ def test_the_shared_copy_of_a_player_refuses_changes(app, client, players_seen):
         with pytest.raises(SharedPlayerChanged):
             db.session.add(Attempt(user=shared, quiz_id=1, pass_mark=50))
     assert shared.display_name == "Fixed"
+
+
+def test_core_statements_run_in_the_sessions_transaction_of_the_moment(app):
+    """``session_connection`` follows the ORM session: its transaction's connection
+    through savepoints, a new one after a commit or a rollback."""
+    with app.app_context():
+        first = session_connection()
+        assert first is db.session.connection()
+        with db.session.begin_nested():
+            assert session_connection() is first
+        assert session_connection() is first
+        db.session.commit()
+        assert TRANSACTION_CONNECTION not in db.session().info
+        assert session_connection() is db.session.connection()
+        db.session.rollback()
+        assert TRANSACTION_CONNECTION not in db.session().info
