@@ -17,7 +17,7 @@ from sqlalchemy.orm import selectinload
 
 from . import leaderboard, scoring
 from .cache import cached
-from .extensions import db, execute_core
+from .extensions import db
 from .models import (
     Attempt,
     AttemptItem,
@@ -29,7 +29,7 @@ from .models import (
     User,
     utcnow,
 )
-from .reads import HotRead
+from .reads import HotRead, execute_core
 
 
 class AttemptError(Exception):
@@ -271,19 +271,24 @@ class SheetItem:
     choice_order: list[int]
     answered: bool
     answered_at: datetime | None
+    points: float | None  # the answer's, once answered
 
 
 @dataclass(frozen=True)
 class AnswerSheet:
-    """What answering needs of an attempt: its state and its questions, each with
-    whether (and when) it was answered. Read in two queries, under the attempt's
-    lock, without building the attempt, its items and its responses as ORM objects."""
+    """What answering and finishing need of an attempt: its state and its questions,
+    each with whether (when, for how many points) it was answered. Read in two
+    queries, under the attempt's lock, without building the attempt, its items and
+    its responses as ORM objects."""
 
     attempt_id: int
     user_id: int
+    quiz_id: int
     started_at: datetime
     deadline: datetime | None
     finished_at: datetime | None
+    max_score: float
+    pass_mark: int
     items: dict[int, SheetItem]
 
     @classmethod
@@ -293,9 +298,12 @@ class AnswerSheet:
         return cls(
             attempt_id=attempt.id,
             user_id=attempt.user_id,
+            quiz_id=attempt.quiz_id,
             started_at=attempt.started_at,
             deadline=attempt.deadline,
             finished_at=attempt.finished_at,
+            max_score=attempt.max_score,
+            pass_mark=attempt.pass_mark,
             items={
                 item.position: SheetItem(
                     item.position,
@@ -304,6 +312,7 @@ class AnswerSheet:
                     list(item.choice_order),
                     item.position in responses,
                     getattr(responses.get(item.position), "answered_at", None),
+                    getattr(responses.get(item.position), "points", None),
                 )
                 for item in attempt.items
             },
@@ -331,7 +340,13 @@ class AnswerSheet:
 # Both run inside the answer's transaction, as hot reads (see ``quiz.reads``).
 _LOCK_ATTEMPT = HotRead(
     sa.select(
-        Attempt.user_id, Attempt.started_at, Attempt.deadline, Attempt.finished_at
+        Attempt.user_id,
+        Attempt.quiz_id,
+        Attempt.started_at,
+        Attempt.deadline,
+        Attempt.finished_at,
+        Attempt.max_score,
+        Attempt.pass_mark,
     )
     .where(Attempt.id == sa.bindparam("attempt_id"))
     .with_for_update()
@@ -344,6 +359,7 @@ _SHEET_ITEMS = HotRead(
         AttemptItem.choice_order,
         Response.id.label("response_id"),
         Response.answered_at,
+        Response.points,
     )
     .outerjoin(
         Response,
@@ -367,9 +383,12 @@ def answer_sheet(attempt_id: int, user: User) -> AnswerSheet:
     return AnswerSheet(
         attempt_id=attempt_id,
         user_id=attempt.user_id,
+        quiz_id=attempt.quiz_id,
         started_at=attempt.started_at,
         deadline=attempt.deadline,
         finished_at=attempt.finished_at,
+        max_score=attempt.max_score,
+        pass_mark=attempt.pass_mark,
         items={
             row.position: SheetItem(
                 row.position,
@@ -378,6 +397,7 @@ def answer_sheet(attempt_id: int, user: User) -> AnswerSheet:
                 row.choice_order,
                 row.response_id is not None,
                 row.answered_at,
+                row.points,
             )
             for row in rows
         },
@@ -436,7 +456,7 @@ def record_answer(
     if sheet.finished:
         raise AttemptClosed("This attempt is finished; answers can no longer change.")
     if sheet.is_expired(now):
-        finish(_loaded_attempt(sheet), now=now)
+        _finish_sheet(sheet, [], now)
         raise AttemptClosed(
             "Time is up: the answer was not recorded. Your attempt was finished "
             "with the answers given before the deadline."
@@ -461,7 +481,7 @@ def record_answer(
         },
     )
     if all(i.answered for i in sheet.items.values() if i.position != position):
-        finish(_loaded_attempt(sheet), now=now)
+        _finish_sheet(sheet, [marked.points], now)
     return True
 
 
@@ -479,11 +499,69 @@ def _checked_choice(rules: Marking, item: SheetItem, chosen: list[int]) -> set[i
     return chosen_set
 
 
-def _loaded_attempt(sheet: AnswerSheet) -> Attempt:
-    """The attempt as an ORM object, with its responses as they are now."""
-    attempt = db.session.get(Attempt, sheet.attempt_id, populate_existing=True)
-    db.session.expire(attempt, ["responses"])
-    return attempt
+@dataclass(frozen=True)
+class Closing:
+    """An attempt's figures once finished."""
+
+    score: float
+    finished_at: datetime
+    duration_ms: int
+    passed: bool
+
+
+def closing(
+    started_at: datetime,
+    deadline: datetime | None,
+    max_score: float,
+    pass_mark: int,
+    points: list[float],
+    now: datetime,
+) -> Closing:
+    """The figures of an attempt finished ``now`` with answers worth ``points``.
+
+    Unanswered questions score 0. After the deadline the attempt counts as finished
+    at the deadline."""
+    finished_at = min(now, deadline) if deadline else now
+    score = round(sum(points), 4)
+    return Closing(
+        score=score,
+        finished_at=finished_at,
+        duration_ms=int((finished_at - started_at).total_seconds() * 1000),
+        passed=scoring.has_passed(score, max_score, pass_mark),
+    )
+
+
+_attempt = Attempt.__table__
+# Sets the columns its parameters name (a Closing's).
+_FINISH = sa.update(_attempt).where(
+    _attempt.c.id == sa.bindparam("attempt"), _attempt.c.finished_at.is_(None)
+)
+
+
+def _finish_sheet(sheet: AnswerSheet, new_points: list[float], now: datetime) -> None:
+    """Finish the attempt of a sheet read under its lock, as ``finish`` does, in Core
+    statements: the answers it holds plus ``new_points`` (just recorded) score."""
+    held = [i.points for i in sheet.items.values() if i.points is not None]
+    result = closing(
+        sheet.started_at,
+        sheet.deadline,
+        sheet.max_score,
+        sheet.pass_mark,
+        [*held, *new_points],
+        now,
+    )
+    execute_core(_FINISH, {"attempt": sheet.attempt_id, **vars(result)})
+    leaderboard.record_finished(
+        leaderboard.Finished(
+            id=sheet.attempt_id,
+            quiz_id=sheet.quiz_id,
+            user_id=sheet.user_id,
+            score=result.score,
+            max_score=sheet.max_score,
+            duration_ms=result.duration_ms,
+            finished_at=result.finished_at,
+        )
+    )
 
 
 def answer(
@@ -496,8 +574,10 @@ def answer(
     Call with an attempt locked by ``get_for_player(..., lock=True)``.
     """
     db.session.flush()
-    record_answer(AnswerSheet.of(attempt), position, chosen, now=now)
-    db.session.expire(attempt, ["responses"])
+    try:
+        record_answer(AnswerSheet.of(attempt), position, chosen, now=now)
+    finally:
+        db.session.expire(attempt)  # its responses, and its figures if it finished
     return responses_by_position(attempt)[position]
 
 
@@ -509,14 +589,18 @@ def finish(attempt: Attempt, *, now: datetime | None = None) -> bool:
     """
     if attempt.finished_at is not None:
         return False
-    now = now or utcnow()
-    finished_at = min(now, attempt.deadline) if attempt.deadline else now
-    attempt.score = round(sum(r.points for r in attempt.responses), 4)
-    attempt.finished_at = finished_at
-    attempt.duration_ms = int((finished_at - attempt.started_at).total_seconds() * 1000)
-    attempt.passed = scoring.has_passed(
-        attempt.score, attempt.max_score, attempt.pass_mark
+    result = closing(
+        attempt.started_at,
+        attempt.deadline,
+        attempt.max_score,
+        attempt.pass_mark,
+        [r.points for r in attempt.responses],
+        now or utcnow(),
     )
+    attempt.score = result.score
+    attempt.finished_at = result.finished_at
+    attempt.duration_ms = result.duration_ms
+    attempt.passed = result.passed
     db.session.flush()
     leaderboard.record_finished(attempt)
     return True

@@ -32,6 +32,7 @@ from . import scoring
 from .cache import cached
 from .extensions import db
 from .models import Attempt, BestScore, PlayerTotal, Quiz, ScoreTally, User, utcnow
+from .reads import HotRead, execute_core
 
 PERIODS = ("all", "week")
 # Sums of scores are rounded to the 4 decimals every stored score has, so that equal
@@ -78,15 +79,34 @@ class Board:
 
 
 # --- bookkeeping when an attempt finishes -------------------------------------------
+#
+# In Core statements, not through the ORM: a finish is one answer in a handful, and
+# loading and flushing objects cost several times the statements themselves. Nothing
+# here goes through the ORM's identity map: flush what an attempt changed first.
 
 
-def record_finished(attempt: Attempt) -> bool:
-    """Update the player's best score and overall total; return True for a new best."""
+@dataclass(frozen=True)
+class Finished:
+    """What the bookkeeping needs of a finished attempt (an ``Attempt`` has it too)."""
+
+    id: int
+    quiz_id: int
+    user_id: int
+    score: float
+    max_score: float
+    duration_ms: int
+    finished_at: datetime
+
+
+def record_finished(attempt: Finished | Attempt) -> bool:
+    """Update the player's best score and overall total; return True for a new best.
+
+    Call with the attempt's row already written (flushed) in this transaction."""
     _lock_board(attempt.quiz_id)
     best = _locked_best(attempt.quiz_id, attempt.user_id)
     if best is not None and _key(best) <= _key(attempt):
         return False
-    _store_best(best, attempt)
+    _store_best(attempt.quiz_id, attempt.user_id, best, attempt)
     refresh_total(attempt.user_id, attempt.finished_at)
     return True
 
@@ -97,51 +117,138 @@ def record_finished(attempt: Attempt) -> bool:
 # therefore queue on the quiz row instead of deadlocking, and each reads the best
 # score only once it holds the quiz.
 
+_LOCK_BOARD = HotRead(
+    sa.select(Quiz.id).where(Quiz.id == sa.bindparam("quiz_id")).with_for_update()
+)
+_LOCKED_BEST = HotRead(
+    sa.select(BestScore.score, BestScore.duration_ms, BestScore.finished_at)
+    .where(
+        BestScore.quiz_id == sa.bindparam("quiz_id"),
+        BestScore.user_id == sa.bindparam("user_id"),
+    )
+    .with_for_update()
+)
+_quiz = Quiz.__table__
+# The standings' version goes up; the quiz itself did not change (no updated_at).
+_BOARD_CHANGED = (
+    sa.update(_quiz)
+    .where(_quiz.c.id == sa.bindparam("quiz_id"))
+    .values(board_version=_quiz.c.board_version + 1, updated_at=_quiz.c.updated_at)
+)
+_best = BestScore.__table__
+_DROP_BEST = sa.delete(_best).where(
+    _best.c.quiz_id == sa.bindparam("quiz_id"),
+    _best.c.user_id == sa.bindparam("user_id"),
+)
+_total = PlayerTotal.__table__
+_user_bests = _best.c.user_id == sa.bindparam("player")
+# A player's total, summed from their best scores (read once the total is locked).
+_TOTAL_FROM_BESTS = (
+    sa.update(_total)
+    .where(_total.c.user_id == sa.bindparam("player"))
+    .values(
+        score=sa.select(
+            sa.func.coalesce(
+                sa.func.round(sa.cast(sa.func.sum(_best.c.score), SCORE_SUM), 4), 0
+            )
+        )
+        .where(_user_bests)
+        .scalar_subquery(),
+        duration_ms=sa.select(sa.func.coalesce(sa.func.sum(_best.c.duration_ms), 0))
+        .where(_user_bests)
+        .scalar_subquery(),
+        quizzes=sa.select(sa.func.count())
+        .select_from(_best)
+        .where(_user_bests)
+        .scalar_subquery(),
+        finished_at=sa.bindparam("improved_at"),
+    )
+)
+
+
+def _upserts(insert) -> dict[str, sa.Insert]:
+    """The INSERT ... ON CONFLICT statements, with one dialect's ``insert``."""
+    tally = insert(ScoreTally)
+    best = insert(BestScore)
+    total = insert(PlayerTotal)
+    return {
+        "tally": tally.on_conflict_do_update(
+            index_elements=[ScoreTally.quiz_id, ScoreTally.score],
+            set_={"players": ScoreTally.players + tally.excluded.players},
+        ),
+        "best": best.on_conflict_do_update(
+            index_elements=[BestScore.quiz_id, BestScore.user_id],
+            set_={
+                name: best.excluded[name]
+                for name in (
+                    "attempt_id",
+                    "score",
+                    "max_score",
+                    "duration_ms",
+                    "finished_at",
+                )
+            },
+        ),
+        # Creates the player's total or locks it; the figures follow, from the bests.
+        "lock total": total.on_conflict_do_update(
+            index_elements=[PlayerTotal.user_id],
+            set_={"finished_at": total.excluded.finished_at},
+        ),
+    }
+
+
+_UPSERTS = {
+    "sqlite": _upserts(sqlite_dialect.insert),
+    "postgresql": _upserts(postgresql.insert),
+}
+
+
+def _upsert(kind: str) -> sa.Insert:
+    return _UPSERTS[db.session.get_bind().dialect.name][kind]
+
 
 def _lock_board(quiz_id: int) -> None:
     """Lock the quiz's standings (its row) until the transaction ends."""
-    db.session.execute(sa.select(Quiz.id).where(Quiz.id == quiz_id).with_for_update())
+    _LOCK_BOARD.first(quiz_id=quiz_id)
 
 
-def _board_changed(quiz_id: int) -> None:
-    """Mark every cached copy of the quiz's standings stale (under its lock)."""
-    db.session.execute(
-        sa.update(Quiz)
-        .where(Quiz.id == quiz_id)
-        .values(board_version=Quiz.board_version + 1, updated_at=Quiz.updated_at)
-        .execution_options(synchronize_session=False)
-    )
+def _locked_best(quiz_id: int, user_id: int):
+    """The player's best on the quiz (score, duration_ms, finished_at), locked."""
+    return _LOCKED_BEST.first(quiz_id=quiz_id, user_id=user_id)
 
 
-def _locked_best(quiz_id: int, user_id: int) -> BestScore | None:
-    return db.session.scalar(
-        sa.select(BestScore)
-        .where(BestScore.quiz_id == quiz_id, BestScore.user_id == user_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-
-
-def _store_best(best: BestScore | None, attempt: Attempt) -> None:
-    """Make ``attempt`` the player's best on its quiz (creating the row if needed).
-    The caller holds the quiz's lock and ``best``'s."""
-    _board_changed(attempt.quiz_id)
+def _store_best(quiz_id: int, user_id: int, best, attempt: Finished | Attempt) -> None:
+    """Make ``attempt`` the player's best on the quiz in place of ``best`` (None: the
+    first). The caller holds the quiz's lock and ``best``'s."""
+    execute_core(_BOARD_CHANGED, {"quiz_id": quiz_id})
+    changes = [{"quiz_id": quiz_id, "score": attempt.score, "players": 1}]
     if best is not None:
-        _tally(attempt.quiz_id, best.score, -1)
-    _tally(attempt.quiz_id, attempt.score, +1)
-    if best is None:
-        best = BestScore(quiz_id=attempt.quiz_id, user_id=attempt.user_id)
-        db.session.add(best)
-    best.attempt_id = attempt.id
-    best.score = attempt.score
-    best.max_score = attempt.max_score
-    best.duration_ms = attempt.duration_ms
-    best.finished_at = attempt.finished_at
-    db.session.flush()
+        changes.insert(0, {"quiz_id": quiz_id, "score": best.score, "players": -1})
+    add_tallies(changes)
+    execute_core(
+        _upsert("best"),
+        {
+            "quiz_id": quiz_id,
+            "user_id": user_id,
+            "attempt_id": attempt.id,
+            "score": attempt.score,
+            "max_score": attempt.max_score,
+            "duration_ms": attempt.duration_ms,
+            "finished_at": attempt.finished_at,
+        },
+    )
+
+
+def _drop_best(quiz_id: int, user_id: int, best) -> None:
+    """Take the player's ``best`` off the quiz's board (its locks held)."""
+    execute_core(_BOARD_CHANGED, {"quiz_id": quiz_id})
+    add_tallies([{"quiz_id": quiz_id, "score": best.score, "players": -1}])
+    execute_core(_DROP_BEST, {"quiz_id": quiz_id, "user_id": user_id})
 
 
 def remove_bests(user_id: int) -> None:
     """Take a player off every quiz board (their attempts are moving elsewhere)."""
+    db.session.flush()
     quiz_ids = db.session.scalars(
         sa.select(BestScore.quiz_id)
         .where(BestScore.user_id == user_id)
@@ -151,70 +258,36 @@ def remove_bests(user_id: int) -> None:
         _lock_board(quiz_id)
         best = _locked_best(quiz_id, user_id)
         if best is not None:
-            _board_changed(quiz_id)
-            _tally(quiz_id, best.score, -1)
-            db.session.delete(best)
-    db.session.flush()
-
-
-def _tally(quiz_id: int, score: float, change: int) -> None:
-    """Count one more (or one fewer) player with this best score on the quiz."""
-    add_tallies([{"quiz_id": quiz_id, "score": score, "players": change}])
+            _drop_best(quiz_id, user_id, best)
 
 
 def add_tallies(rows: list[dict]) -> None:
     """Add ``players`` to the tally of each (``quiz_id``, ``score``)."""
-    if not rows:
-        return
-    statement = _insert(ScoreTally)
-    db.session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[ScoreTally.quiz_id, ScoreTally.score],
-            set_={"players": ScoreTally.players + statement.excluded.players},
-        ),
-        rows,
-    )
+    if rows:
+        execute_core(_upsert("tally"), rows)
 
 
 def refresh_total(user_id: int, improved_at: datetime) -> None:
-    """Recompute a player's overall total from their best scores, under a row lock."""
-    _insert_ignore(
-        PlayerTotal,
-        user_id=user_id,
-        score=0.0,
-        duration_ms=0,
-        quizzes=0,
-        finished_at=improved_at,
+    """Recompute a player's overall total from their best scores, under a row lock.
+
+    Two statements: on PostgreSQL, a statement that waited for the lock still reads
+    the best scores as they were when it began."""
+    execute_core(
+        _upsert("lock total"),
+        {
+            "user_id": user_id,
+            "score": 0.0,
+            "duration_ms": 0,
+            "quizzes": 0,
+            "finished_at": improved_at,
+        },
     )
-    total = db.session.scalar(
-        sa.select(PlayerTotal).where(PlayerTotal.user_id == user_id).with_for_update()
-    )
-    scores = db.session.execute(
-        sa.select(BestScore.score, BestScore.duration_ms).where(
-            BestScore.user_id == user_id
-        )
-    ).all()
-    total.score = round(sum(s for s, _ in scores), 4)
-    total.duration_ms = sum(d for _, d in scores)
-    total.quizzes = len(scores)
-    total.finished_at = improved_at
+    execute_core(_TOTAL_FROM_BESTS, {"player": user_id, "improved_at": improved_at})
 
 
 def _key(row) -> tuple:
     """Sort key of an attempt or best score: smaller is better."""
     return (-row.score, row.duration_ms, row.finished_at)
-
-
-def _insert_ignore(model, **values) -> None:
-    """INSERT that does nothing when the primary key exists (SQLite and PostgreSQL)."""
-    db.session.execute(_insert(model).values(**values).on_conflict_do_nothing())
-
-
-def _insert(model):
-    """An INSERT with the database's ON CONFLICT clauses (SQLite and PostgreSQL)."""
-    if db.session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(model)
-    return sqlite_dialect.insert(model)
 
 
 # --- reading boards -------------------------------------------------------------------
@@ -483,10 +556,19 @@ def _entry(row, rank: int) -> Entry:
 
 def rebuild_best(quiz_id: int, user_id: int) -> None:
     """Recompute a player's best score on a quiz from their finished attempts."""
+    db.session.flush()
     _lock_board(quiz_id)
     best = _locked_best(quiz_id, user_id)
-    best_attempt = db.session.scalar(
-        sa.select(Attempt)
+    best_attempt = db.session.execute(
+        sa.select(
+            Attempt.id,
+            Attempt.quiz_id,
+            Attempt.user_id,
+            Attempt.score,
+            Attempt.max_score,
+            Attempt.duration_ms,
+            Attempt.finished_at,
+        )
         .where(
             Attempt.quiz_id == quiz_id,
             Attempt.user_id == user_id,
@@ -494,10 +576,8 @@ def rebuild_best(quiz_id: int, user_id: int) -> None:
         )
         .order_by(Attempt.score.desc(), Attempt.duration_ms, Attempt.finished_at)
         .limit(1)
-    )
+    ).first()
     if best_attempt is not None:
-        _store_best(best, best_attempt)
+        _store_best(quiz_id, user_id, best, best_attempt)
     elif best is not None:
-        _board_changed(quiz_id)
-        _tally(quiz_id, best.score, -1)
-        db.session.delete(best)
+        _drop_best(quiz_id, user_id, best)

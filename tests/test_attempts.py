@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from quiz import attempts
 from quiz.extensions import db
-from quiz.models import Attempt, BestScore, Response
+from quiz.models import Attempt, BestScore, PlayerTotal, Response, ScoreTally
 from tests.factories import load_bank, make_player, make_quiz
 
 
@@ -338,3 +338,78 @@ def test_each_answer_records_the_seconds_since_the_one_before(ctx):
     )
     seconds = {r.position: r.seconds for r in attempt.responses}
     assert seconds == {2: 7.0, 1: 12.5}
+
+
+def booked(player, quiz) -> dict:
+    """What the leaderboards hold for a player on a quiz, read afresh."""
+    db.session.expire_all()
+    best = db.session.get(BestScore, (quiz.id, player.id))
+    total = db.session.get(PlayerTotal, player.id)
+    tallies = dict(
+        db.session.execute(
+            sa.select(ScoreTally.score, ScoreTally.players).where(
+                ScoreTally.quiz_id == quiz.id, ScoreTally.players != 0
+            )
+        ).all()
+    )
+    return {
+        "best": best and (best.attempt_id, best.score, best.duration_ms),
+        "total": total and (total.score, total.duration_ms, total.quizzes),
+        "tallies": tallies,
+    }
+
+
+def play(player, quiz, rights: list[bool], seconds: int) -> Attempt:
+    """An attempt answered in order, each answer ``seconds`` after the one before,
+    right or wrong; the last answer finishes it."""
+    attempt = attempts.start(player, quiz)
+    db.session.commit()
+    for position, right in enumerate(rights, start=1):
+        choose = correct_choices if right else wrong_choice
+        now = attempt.started_at + timedelta(seconds=seconds * position)
+        attempts.answer(attempt, position, choose(attempt, position), now=now)
+    db.session.commit()
+    return attempt
+
+
+def test_the_finishing_answer_books_the_attempt_its_best_its_tally_and_the_total(ctx):
+    quiz, other_quiz, player = make_quiz(), make_quiz("beta"), make_player()
+    first = play(player, quiz, [True, False, True], seconds=10)
+    assert (first.score, first.passed, first.duration_ms) == (3.0, True, 30_000)
+    assert first.finished_at == first.started_at + timedelta(seconds=30)
+    assert booked(player, quiz) == {
+        "best": (first.id, 3.0, 30_000),
+        "total": (3.0, 30_000, 1),
+        "tallies": {3.0: 1},
+    }
+    # Better: it takes the best's place, and its tally.
+    better = play(player, quiz, [True, True, True], seconds=5)
+    assert booked(player, quiz) == {
+        "best": (better.id, 6.0, 15_000),
+        "total": (6.0, 15_000, 1),
+        "tallies": {6.0: 1},
+    }
+    # Worse: nothing moves.
+    play(player, quiz, [False, False, False], seconds=1)
+    assert booked(player, quiz)["best"] == (better.id, 6.0, 15_000)
+    # Another quiz adds to the total.
+    play(player, other_quiz, [True, False, False], seconds=2)
+    assert booked(player, quiz)["total"] == (7.0, 21_000, 2)
+
+
+def test_an_answer_after_the_deadline_books_what_was_answered_in_time(ctx):
+    quiz = make_quiz("timed", minutes=5)
+    player = make_player()
+    attempt = attempts.start(player, quiz)
+    attempts.answer(attempt, 1, correct_choices(attempt, 1))
+    late = attempt.deadline + timedelta(minutes=3)
+    with pytest.raises(attempts.AttemptClosed):
+        attempts.answer(attempt, 2, correct_choices(attempt, 2), now=late)
+    db.session.commit()
+    assert (attempt.score, attempt.finished_at) == (1.0, attempt.deadline)
+    assert attempt.duration_ms == 5 * 60_000
+    assert booked(player, quiz) == {
+        "best": (attempt.id, 1.0, 300_000),
+        "total": (1.0, 300_000, 1),
+        "tallies": {1.0: 1},
+    }
