@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hmac
 import logging
 import secrets
@@ -127,11 +128,24 @@ class SharedPlayerChanged(RuntimeError):
     which only reads was given."""
 
 
+def leaves_player_unchanged(view):
+    """Mark a form's view that never changes its player (answering a question, say):
+    like a page that only reads, it is given the shared copy of the player's row,
+    read without the ORM (inside the form's transaction). Put it above
+    ``login_required``, which loads the player."""
+
+    @functools.wraps(view)
+    def marked(*args, **kwargs):
+        g.player_unchanged = True
+        return view(*args, **kwargs)
+
+    return marked
+
+
 def _load(user_id: int) -> User | None:
-    """The player, in the ORM session; on a page that only reads, a detached copy
-    made from their row as it is now (such a page changes nothing, least of all the
-    player)."""
-    if not g.get("read_only_page"):
+    """The player, in the ORM session; on a page that only reads or a view that leaves
+    the player unchanged, a detached copy made from their row as it is now."""
+    if not (g.get("read_only_page") or g.get("player_unchanged")):
         return db.session.scalar(_USER_BY_ID, {"id": user_id})
     row = _USER_ROW.first(id=user_id)
     if row is None:

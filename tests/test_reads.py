@@ -5,18 +5,18 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 from flask import g, request
-from flask_login import current_user
+from flask_login import current_user, login_required
 from sqlalchemy.orm import object_session
 
 from quiz.extensions import db
-from quiz.models import Attempt, BestScore, User
+from quiz.models import Attempt, BestScore, Response, User
 from quiz.reads import (
     CONNECTION,
     TRANSACTION_CONNECTION,
     HotRead,
     session_connection,
 )
-from quiz.security import SharedPlayerChanged
+from quiz.security import SharedPlayerChanged, leaves_player_unchanged
 from tests.conftest import requires_postgres
 from tests.factories import make_account, make_quiz
 
@@ -83,6 +83,12 @@ def players_seen(app) -> list:
         user = current_user._get_current_object()
         seen.append((user, object_session(user) is not None))
         return user.display_name
+
+    @app.post("/probe-player-unchanged")
+    @leaves_player_unchanged
+    @login_required
+    def _probe_unchanged():
+        return _probe()
 
     with app.app_context():
         make_quiz("alpha")
@@ -166,6 +172,35 @@ def test_read_only_pages_take_the_player_detached_from_their_row(client, players
     (on_page, page_in_session), (on_form, form_in_session) = players_seen
     assert type(on_page) is User and not page_in_session
     assert on_form is not on_page and form_in_session
+
+
+def test_a_form_that_leaves_its_player_unchanged_shares_the_copy(client, players_seen):
+    """Answering, say: the player is read as on pages that only read, and shared."""
+    client.post("/guest", data={"display_name": "Guesty"})
+    assert client.get("/probe-player").text == "Guesty"
+    assert client.post("/probe-player-unchanged").text == "Guesty"
+    (on_page, _), (on_form, form_in_session) = players_seen
+    assert on_form is on_page and not form_in_session
+
+
+def test_a_changed_session_token_refuses_an_answer(app, client):
+    """Forms that take the shared copy check the session against the row too."""
+    with app.app_context():
+        make_quiz("alpha")
+    client.post("/guest", data={"display_name": "Guesty"})
+    started = client.post("/quizzes/alpha/start")
+    attempt_path = started.headers["Location"]
+    with app.app_context():
+        player = db.session.scalar(sa.select(User).where(User.is_guest))
+        player.session_token = "0" * 32
+        db.session.commit()
+        attempt = db.session.scalar(sa.select(Attempt))
+        choice = attempt.items[0].choice_order[0]
+    answered = client.post(f"{attempt_path}/questions/1", data={"choice": choice})
+    assert answered.status_code == 302
+    assert answered.headers["Location"].startswith("/auth/login")
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count(Response.id))) == 0
 
 
 def test_a_changed_session_token_signs_out_of_read_only_pages(app, client):

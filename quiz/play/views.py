@@ -22,7 +22,7 @@ from ..extensions import db, limiter
 from ..fragments import fragment, piece
 from ..models import Quiz
 from ..reads import HotRead
-from ..security import safe_next_url
+from ..security import leaves_player_unchanged, safe_next_url
 from . import bp
 from .forms import AnswerForm, FinishForm, GuestForm, StartForm
 
@@ -100,6 +100,7 @@ def question(attempt_id: int, position: int):
 
 
 @bp.post("/attempts/<int:attempt_id>/questions/<int:position>")
+@leaves_player_unchanged
 @login_required
 def answer(attempt_id: int, position: int):
     sheet = _answer_sheet(attempt_id)
@@ -123,6 +124,7 @@ def answer(attempt_id: int, position: int):
 
 
 @bp.post("/attempts/<int:attempt_id>/finish")
+@leaves_player_unchanged
 @login_required
 def finish(attempt_id: int):
     attempt = _player_attempt(attempt_id, lock=True)
