@@ -468,3 +468,26 @@ def test_racing_registrations_of_one_address_make_one_account(app):
                 accounts.create_account("Two", "race@example.org", PASSWORD)
         finally:
             accounts.find_by_email = monkey
+
+
+def test_only_views_that_declare_limits_check_them(app, client, monkeypatch):
+    """No request pays for limits it does not have; the limited views keep theirs."""
+    import flask_limiter
+
+    checked = []
+    check = flask_limiter.Limiter._check_request_limit
+
+    def spy(self, callable_name=None, in_middleware=True):
+        checked.append(callable_name)
+        return check(self, callable_name, in_middleware)
+
+    monkeypatch.setattr(flask_limiter.Limiter, "_check_request_limit", spy)
+    with app.app_context():
+        make_quiz("alpha")
+    assert client.get("/").status_code == 200
+    assert client.get("/leaderboard").status_code == 200
+    assert checked == []
+    app.config["RATELIMIT_REGISTER"] = "1 per hour"
+    assert register(client, email="one@example.org").status_code == 302
+    assert register(app.test_client(), email="two@example.org").status_code == 429
+    assert len(checked) == 2 and all("register" in name for name in checked)
