@@ -29,7 +29,7 @@ from .models import (
     User,
     utcnow,
 )
-from .reads import HotRead, execute_core
+from .reads import HotRead, HotWrite, execute_core
 
 
 class AttemptError(Exception):
@@ -466,26 +466,36 @@ def record_answer(
     marked = scoring.mark(rules.type, rules.points, rules.correct, chosen_set)
     answered = [i.answered_at for i in sheet.items.values() if i.answered_at]
     since = max([sheet.started_at, *answered])
-    execute_core(
-        _RECORD,
-        {
-            "attempt_id": sheet.attempt_id,
-            "position": position,
-            "question_id": item.question_id,
-            "revision_id": item.revision_id,
-            "chosen": sorted(chosen_set),
-            "points": marked.points,
-            "is_correct": marked.is_correct,
-            "answered_at": now,
-            "seconds": round(max(0.0, (now - since).total_seconds()), 3),
-        },
+    _RECORD.run(
+        attempt_id=sheet.attempt_id,
+        position=position,
+        question_id=item.question_id,
+        revision_id=item.revision_id,
+        chosen=sorted(chosen_set),
+        points=marked.points,
+        is_correct=marked.is_correct,
+        answered_at=now,
+        seconds=round(max(0.0, (now - since).total_seconds()), 3),
     )
     if all(i.answered for i in sheet.items.values() if i.position != position):
         _finish_sheet(sheet, [marked.points], now)
     return True
 
 
-_RECORD = sa.insert(Response.__table__)
+_RECORD = HotWrite(
+    sa.insert(Response.__table__),
+    columns=(
+        "attempt_id",
+        "position",
+        "question_id",
+        "revision_id",
+        "chosen",
+        "points",
+        "is_correct",
+        "answered_at",
+        "seconds",
+    ),
+)
 
 
 def _checked_choice(rules: Marking, item: SheetItem, chosen: list[int]) -> set[int]:
@@ -532,9 +542,11 @@ def closing(
 
 
 _attempt = Attempt.__table__
-# Sets the columns its parameters name (a Closing's).
-_FINISH = sa.update(_attempt).where(
-    _attempt.c.id == sa.bindparam("attempt"), _attempt.c.finished_at.is_(None)
+_FINISH = HotWrite(
+    sa.update(_attempt).where(
+        _attempt.c.id == sa.bindparam("attempt"), _attempt.c.finished_at.is_(None)
+    ),
+    columns=("score", "finished_at", "duration_ms", "passed"),
 )
 
 
@@ -550,7 +562,7 @@ def _finish_sheet(sheet: AnswerSheet, new_points: list[float], now: datetime) ->
         [*held, *new_points],
         now,
     )
-    execute_core(_FINISH, {"attempt": sheet.attempt_id, **vars(result)})
+    _FINISH.run(attempt=sheet.attempt_id, **vars(result))
     leaderboard.record_finished(
         leaderboard.Finished(
             id=sheet.attempt_id,

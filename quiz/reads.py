@@ -18,6 +18,10 @@ Where they run:
   on a form's request sees what that request flushed (hot reads do not flush) and
   takes part in its locks.
 
+A ``HotWrite`` runs the one INSERT of every answer (and the UPDATE that finishes an
+attempt) the same way, always inside the request's transaction; it sets only the
+columns it names and computes no Python-side defaults.
+
 Statements stay simple: no expanding ``IN``, literal or escaped parameters. Being
 run by the driver, hot reads pass by SQLAlchemy's engine events, so its statement
 logging (``echo``) does not show them.
@@ -32,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Flask, g, has_request_context
+from flask import Flask, g, has_request_context, request
 
 from .extensions import db
 
@@ -74,7 +78,20 @@ class HotRead:
         return None if row is None else row[0]
 
     def _run(self, params: dict[str, Any], *, fetch_one: bool):
-        connection = _connection()
+        def fetch(compiled: _Compiled, dialect, cursor):
+            rows = [cursor.fetchone()] if fetch_one else cursor.fetchall()
+            if compiled.results is None:
+                compiled.results = self._result_processors(dialect, cursor)
+            return rows
+
+        rows, compiled = self._execute(_connection(), params, fetch)
+        if fetch_one and rows[0] is None:
+            return None
+        made = [self._row(row, compiled.results) for row in rows]
+        return made[0] if fetch_one else made
+
+    def _execute(self, connection: sa.Connection, params: dict[str, Any], fetch):
+        """Run the statement on ``connection``; ``fetch`` reads the cursor."""
         dialect = connection.dialect
         compiled = self._compiled(dialect)
         values = _bind(compiled, params)
@@ -82,9 +99,7 @@ class HotRead:
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute(compiled.sql, values)
-            rows = [cursor.fetchone()] if fetch_one else cursor.fetchall()
-            if compiled.results is None:
-                compiled.results = self._result_processors(dialect, cursor)
+            return fetch(compiled, dialect, cursor), compiled
         except dialect.loaded_dbapi.Error as error:
             # As SQLAlchemy reports it: the error pages see a database error, and a
             # lost connection means the database went away, so the pool starts
@@ -104,10 +119,6 @@ class HotRead:
         finally:
             with suppress(dialect.loaded_dbapi.Error):  # never hides the error above
                 cursor.close()
-        if fetch_one and rows[0] is None:
-            return None
-        made = [self._row(row, compiled.results) for row in rows]
-        return made[0] if fetch_one else made
 
     def _row(self, row: Sequence, processors: tuple[Callable | None, ...]):
         return self.Row._make(
@@ -118,13 +129,14 @@ class HotRead:
     def _compiled(self, dialect) -> _Compiled:
         found = self._by_dialect.get((dialect.name, dialect.driver))
         if found is None:
-            compiled = self.statement.compile(dialect=dialect)
+            compiled = self._compile(dialect)
             if compiled.escaped_bind_names or any(
                 bind.expanding or bind.literal_execute
                 for bind in compiled.binds.values()
             ):
                 raise ValueError(
-                    "a HotRead takes no expanding IN, literal or escaped parameters"
+                    f"a {type(self).__name__} takes no expanding IN, literal or "
+                    "escaped parameters"
                 )
             binds = {
                 name: bind.type.dialect_impl(dialect).bind_processor(dialect)
@@ -135,11 +147,49 @@ class HotRead:
             self._by_dialect[(dialect.name, dialect.driver)] = found
         return found
 
+    def _compile(self, dialect) -> sa.sql.compiler.Compiled:
+        return self.statement.compile(dialect=dialect)
+
     def _result_processors(self, dialect, cursor) -> tuple[Callable | None, ...]:
         return tuple(
             kind.dialect_impl(dialect).result_processor(dialect, described[1])
             for kind, described in zip(self._types, cursor.description, strict=True)
         )
+
+
+class HotWrite(HotRead):
+    """An INSERT, UPDATE or DELETE run as a hot read is, inside the request's
+    transaction: for the one write of every answer.
+
+    ``columns`` are those it sets, each from the parameter of the same name; columns
+    whose values Python computes (a ``default`` or ``onupdate`` function) must be
+    among them.
+    """
+
+    def __init__(self, statement: sa.Insert | sa.Update | sa.Delete, columns=()):
+        self.statement = statement
+        self.columns = tuple(columns)
+        self._by_dialect = {}
+
+    def run(self, **params: Any) -> int:
+        """Run it; return the number of rows it changed."""
+        if has_request_context() and g.get("read_only_page"):
+            raise RuntimeError(f"GET {request.path} tried to change the database")
+        count, _ = self._execute(
+            session_connection(), params, lambda _c, _d, cursor: cursor.rowcount
+        )
+        return count
+
+    def _compile(self, dialect) -> sa.sql.compiler.Compiled:
+        compiled = self.statement.compile(dialect=dialect, column_keys=self.columns)
+        if compiled.insert_prefetch or compiled.update_prefetch:
+            raise ValueError(
+                "a HotWrite computes no defaults: give "
+                + ", ".join(
+                    c.key for c in compiled.insert_prefetch + compiled.update_prefetch
+                )
+            )
+        return compiled
 
 
 def _bind(compiled: _Compiled, params: dict[str, Any]):

@@ -14,6 +14,7 @@ from quiz.reads import (
     CONNECTION,
     TRANSACTION_CONNECTION,
     HotRead,
+    HotWrite,
     session_connection,
 )
 from quiz.security import SharedPlayerChanged, leaves_player_unchanged
@@ -331,3 +332,73 @@ def test_core_statements_run_in_the_sessions_transaction_of_the_moment(app):
         assert session_connection() is db.session.connection()
         db.session.rollback()
         assert TRANSACTION_CONNECTION not in db.session().info
+
+
+RESPONSE_COLUMNS = (
+    "attempt_id",
+    "position",
+    "question_id",
+    "revision_id",
+    "chosen",
+    "points",
+    "is_correct",
+    "answered_at",
+    "seconds",
+)
+
+
+def open_attempt_item(user_id: int):
+    attempt = db.session.scalar(
+        sa.select(Attempt).where(
+            Attempt.user_id == user_id, Attempt.finished_at.is_(None)
+        )
+    )
+    question = attempt.quiz.questions[0]
+    return attempt, question
+
+
+def test_a_hot_write_stores_what_the_orm_reads_back(app, player):
+    """Lists as JSON, a tz-aware timestamp, booleans and floats, inside the
+    request's transaction; a duplicate is the driver's IntegrityError."""
+    record = HotWrite(sa.insert(Response.__table__), columns=RESPONSE_COLUMNS)
+    answered_at = datetime(2026, 3, 2, 9, 15, 30, tzinfo=UTC)
+    with app.test_request_context("/", method="POST"):
+        attempt, question = open_attempt_item(player)
+        values = {
+            "attempt_id": attempt.id,
+            "position": 1,
+            "question_id": question.id,
+            "revision_id": question.current.id,
+            "chosen": [3, 1],
+            "points": 0.5,
+            "is_correct": False,
+            "answered_at": answered_at,
+            "seconds": 12.25,
+        }
+        assert record.run(**values) == 1
+        stored = db.session.scalar(sa.select(Response))
+        assert (stored.chosen, stored.points, stored.is_correct) == ([3, 1], 0.5, False)
+        assert (stored.answered_at, stored.seconds) == (answered_at, 12.25)
+        with pytest.raises(sa.exc.IntegrityError):
+            record.run(**values)
+        db.session.rollback()
+
+
+def test_a_hot_write_refuses_to_compute_defaults(app, player):
+    record = HotWrite(sa.insert(Response.__table__), columns=RESPONSE_COLUMNS[:-2])
+    with (
+        app.test_request_context("/", method="POST"),
+        pytest.raises(ValueError, match="answered_at"),
+    ):
+        record.run(attempt_id=1)
+
+
+def test_a_hot_write_refuses_to_run_on_a_page_that_only_reads(app, player):
+    finish = HotWrite(
+        sa.update(Attempt.__table__).where(Attempt.id == sa.bindparam("attempt")),
+        columns=("score",),
+    )
+    with app.test_request_context("/"):
+        g.read_only_page = True
+        with pytest.raises(RuntimeError, match="tried to change the database"):
+            finish.run(attempt=1, score=1.0)
