@@ -9,20 +9,26 @@ view.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
+from typing import TypeVar
 
 from flask import render_template, request
 from markupsafe import Markup
 
 from .cache import FRAGMENTS, cached
 
+T = TypeVar("T")
+
 
 def fragment(key: Hashable, template: str, **context) -> Markup:
     """``template`` rendered with ``context``: once per ``key``, then kept."""
+    return kept(template, key, lambda: piece(template, **context))
+
+
+def kept(template: str, key: Hashable, render: Callable[[], T]) -> T:
+    """What ``render`` makes of ``template``: once per ``key``, then kept."""
     return cached(
-        ("fragment", template, request.script_root, key),
-        lambda: piece(template, **context),
-        store=FRAGMENTS,
+        ("fragment", template, request.script_root, key), render, store=FRAGMENTS
     )
 
 

@@ -102,3 +102,62 @@ def test_paths_of_the_visitors_choosing_share_one_kept_header(app, renders):
     assert 'href="/auth/login?next=/made-up/%22%3E%3Cscript%3E"' in odd
     assert renders.count(layout.TEMPLATE) == 1
     assert sum(key[-1][0] == "header" for key in cache._items) == 1
+
+
+def _pages_rendered(monkeypatch) -> list:
+    """The templates of whole pages that ``layout.kept_page`` renders."""
+    made = []
+    real = layout.render_template
+
+    def counted(template, **context):
+        made.append(template)
+        return real(template, **context)
+
+    monkeypatch.setattr(layout, "render_template", counted)
+    return made
+
+
+def test_visitors_share_a_kept_page_each_returning_to_it(app, monkeypatch):
+    pages = _pages_rendered(monkeypatch)
+    with app.app_context():
+        make_quiz("alpha")
+    for client in (app.test_client(), app.test_client()):
+        board = client.get("/quizzes/alpha/leaderboard").text
+        assert 'href="/auth/login?next=/quizzes/alpha/leaderboard"' in board
+        assert layout.SIGN_IN_URL not in board
+    assert pages == ["play/leaderboard.html"]
+    catalogue = app.test_client().get("/").text
+    assert 'href="/auth/login?next=/"' in catalogue
+    assert pages == ["play/leaderboard.html", "play/catalogue.html"]
+
+
+def test_a_message_shows_once_on_a_page_rendered_for_it(app, monkeypatch):
+    """A page with a message waiting is rendered afresh and not kept; the next view
+    is the kept page, without the message."""
+    pages = _pages_rendered(monkeypatch)
+    with app.app_context():
+        make_quiz("alpha")
+    client = app.test_client()
+    client.post("/guest", data={"display_name": "Flo"})
+    welcome = client.get("/").text
+    assert "Welcome, Flo" in welcome
+    again = client.get("/").text
+    assert "Welcome, Flo" not in again and "Flo" in _header(again)
+    assert client.get("/").text == again
+    assert pages == ["play/catalogue.html"] * 2
+
+
+def test_each_viewer_gets_a_kept_page_of_their_own_standing(app, monkeypatch):
+    """Guests with other names, or another standing, never share a kept page."""
+    _pages_rendered(monkeypatch)
+    with app.app_context():
+        make_quiz("alpha")
+    names = ("Ada", "Bob")
+    clients = {name: app.test_client() for name in names}
+    for name, client in clients.items():
+        client.post("/guest", data={"display_name": name})
+        client.get("/")
+    for name, client in clients.items():
+        header = _header(client.get("/leaderboard").text)
+        assert name in header
+        assert all(other not in header for other in names if other != name)

@@ -20,6 +20,7 @@ from .. import attempts, catalogue, leaderboard, players
 from ..errors import render_error
 from ..extensions import db, limiter
 from ..fragments import fragment, piece
+from ..layout import kept_page
 from ..models import Quiz
 from ..reads import HotRead
 from ..security import leaves_player_unchanged, safe_next_url
@@ -30,7 +31,8 @@ from .forms import AnswerForm, FinishForm, GuestForm, StartForm
 @bp.get("/")
 def index():
     player = current_user if current_user.is_authenticated else None
-    return render_template("play/catalogue.html", cards=catalogue.cards(player))
+    cards = catalogue.cards(player)
+    return kept_page("play/catalogue.html", _grid_key(cards), cards=cards)
 
 
 @bp.route("/guest", methods=["GET", "POST"])
@@ -154,8 +156,12 @@ def overall_leaderboard():
     board = leaderboard.overall_board(
         period=period, page=page, per_page=_page_size(), me_id=_me_id()
     )
-    return render_template(
-        "play/leaderboard.html", board=board, period=period, quiz=None
+    return kept_page(
+        "play/leaderboard.html",
+        _section_key(board, period, None),
+        board=board,
+        period=period,
+        quiz=None,
     )
 
 
@@ -171,8 +177,12 @@ def quiz_leaderboard(slug: str):
         me_id=_me_id(),
         version=quiz.board_version,
     )
-    return render_template(
-        "play/leaderboard.html", board=board, period=period, quiz=quiz
+    return kept_page(
+        "play/leaderboard.html",
+        _section_key(board, period, quiz),
+        board=board,
+        period=period,
+        quiz=quiz,
     )
 
 
@@ -196,12 +206,19 @@ def board_section(board: leaderboard.Board, period: str, quiz, cohort=None) -> M
     standing of the viewer it shows (not ranked, or the same rank line) and kept."""
     template = "play/_board_section.html"
     context = {"board": board, "period": period, "quiz": quiz, "cohort": cohort}
-    if board.key is None or cohort is not None:
+    key = _section_key(board, period, quiz, cohort)
+    if key is None:
         return piece(template, **context)
+    return fragment(key, template, **context)
+
+
+def _section_key(board: leaderboard.Board, period: str, quiz, cohort=None):
+    """What a leaderboard's section shows, for a cached page of standings (else
+    None): the standings, the viewer's standing, the period and the quiz."""
+    if board.key is None or cohort is not None:
+        return None
     shown = None if quiz is None else (quiz.slug, quiz.title)
-    return fragment(
-        ("section", board.key, board.me, period, shown), template, **context
-    )
+    return ("section", board.key, board.me, period, shown)
 
 
 @bp.app_template_global()
@@ -218,10 +235,16 @@ def catalogue_card(card: catalogue.Card) -> Markup:
 def catalogue_grid(cards: list[catalogue.Card]) -> Markup:
     """The catalogue's cards, rendered once for every player whose cards are all the
     same (a newcomer's, say) and kept; each card is kept on its own too."""
-    keys = tuple(_card_key(card) for card in cards)
-    if None in keys:
+    key = _grid_key(cards)
+    if key is None:
         return piece("play/_card_grid.html", cards=cards)
-    return fragment(("grid", keys), "play/_card_grid.html", cards=cards)
+    return fragment(key, "play/_card_grid.html", cards=cards)
+
+
+def _grid_key(cards: list[catalogue.Card]) -> tuple | None:
+    """What the catalogue's cards show, or None if one of them is not kept."""
+    keys = tuple(_card_key(card) for card in cards)
+    return None if None in keys else ("grid", keys)
 
 
 def _card_key(card: catalogue.Card) -> tuple | None:
