@@ -10,7 +10,8 @@ renamed player keeps an old name on a cached board.
 Rendered pieces of pages (``quiz.fragments``) have a cache of their own: many of
 them are per viewer (a header per session, a leaderboard section per ranked
 viewer), and however many viewers come, they must not push out the shared data that
-every view reads (standings, the catalogue).
+every view reads (standings, the catalogue). Whole pages, kept per viewer too and
+larger, have a smaller cache of their own.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from flask import Flask, current_app
 T = TypeVar("T")
 EXTENSION = "quiz.cache"
 FRAGMENTS = "quiz.fragments"
+PAGES = "quiz.pages"
 
 
 class VersionedCache:
@@ -60,6 +62,8 @@ class VersionedCache:
 def init_app(app: Flask) -> None:
     app.extensions[EXTENSION] = VersionedCache()
     app.extensions[FRAGMENTS] = VersionedCache(size=4096)
+    # Whole pages (``quiz.layout.kept_page``), some 7 KB each: about 7 MB at most.
+    app.extensions[PAGES] = VersionedCache(size=1024)
 
 
 def cached(key: Hashable, compute: Callable[[], T], *, store: str = EXTENSION) -> T:

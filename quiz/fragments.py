@@ -25,11 +25,12 @@ def fragment(key: Hashable, template: str, **context) -> Markup:
     return kept(template, key, lambda: piece(template, **context))
 
 
-def kept(template: str, key: Hashable, render: Callable[[], T]) -> T:
-    """What ``render`` makes of ``template``: once per ``key``, then kept."""
-    return cached(
-        ("fragment", template, request.script_root, key), render, store=FRAGMENTS
-    )
+def kept(
+    template: str, key: Hashable, render: Callable[[], T], *, store: str = FRAGMENTS
+) -> T:
+    """What ``render`` makes of ``template``: once per ``key``, then kept (in the
+    cache of pieces, or the one named by ``store``)."""
+    return cached(("fragment", template, request.script_root, key), render, store=store)
 
 
 def piece(template: str, **context) -> Markup:

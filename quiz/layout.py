@@ -19,6 +19,7 @@ from flask import Flask, current_app, g, render_template, request, session, url_
 from flask_login import current_user
 from markupsafe import Markup
 
+from .cache import PAGES
 from .fragments import fragment, kept, piece
 
 TEMPLATE = "_site_header.html"
@@ -63,7 +64,7 @@ KEEPING_PAGE = "quiz_keeping_page"
 
 def kept_page(template: str, content: Hashable | None, **context) -> str:
     """A whole page of the busiest kind, rendered once for each viewer its header
-    shows (see above) and each ``content``, then kept with the pieces of pages.
+    shows (see above) and each ``content``, then kept (in a cache of pages).
 
     ``content`` must stand for everything else the page shows, as the keys of its
     kept pieces do (the catalogue's cards, a leaderboard's section); None renders
@@ -82,7 +83,7 @@ def kept_page(template: str, content: Hashable | None, **context) -> str:
         finally:
             g.pop(KEEPING_PAGE, None)
 
-    page = kept(template, key, render)
+    page = kept(template, key, render, store=PAGES)
     return page if viewer[0] == "account" else _with_sign_in_url(page)
 
 

@@ -3,7 +3,7 @@
 import re
 
 from quiz import layout
-from quiz.cache import FRAGMENTS, VersionedCache
+from quiz.cache import FRAGMENTS, PAGES, VersionedCache
 from quiz.extensions import db
 from quiz.models import User
 from tests.factories import PASSWORD, make_account, make_quiz
@@ -129,6 +129,10 @@ def test_visitors_share_a_kept_page_each_returning_to_it(app, monkeypatch):
     catalogue = app.test_client().get("/").text
     assert 'href="/auth/login?next=/"' in catalogue
     assert pages == ["play/leaderboard.html", "play/catalogue.html"]
+    # Pages have a cache of their own: they push out no piece of a page.
+    kinds = {key[-1][0] for key in app.extensions[PAGES]._items}
+    assert kinds == {"page"}
+    assert "page" not in {key[-1][0] for key in app.extensions[FRAGMENTS]._items}
 
 
 def test_a_message_shows_once_on_a_page_rendered_for_it(app, monkeypatch):
