@@ -87,7 +87,7 @@ def run(kind: str, args) -> None:
 
 def answer_run(app, url: str, measure: dict) -> tuple[WrkResult, int]:
     """Prepare open attempts, write their answers into a wrk script, run it."""
-    answers = players.open_answers(app, 1500 * measure["seconds"])
+    answers = players.open_answers(app, players.ANSWERS_PER_SECOND * measure["seconds"])
     script = players.answer_script(answers, WORK / "answers.lua")
     result = wrk(url + "/", script=script, script_args=("2",), **measure)
     return result, len(answers)

@@ -102,6 +102,11 @@ def play_through(app, client, player: Player, slug: str) -> int:
     return attempt_id
 
 
+# First answers to prepare per second of a run: more than the app answers, so that
+# every request of the run is a first answer (a replay only reads).
+ANSWERS_PER_SECOND = 2500
+
+
 def open_answers(app, count: int) -> list[tuple[str, str, str]]:
     """At least ``count`` first answers to questions of real open attempts, as
     (path, cookie, form body): guests start every quiz and answer nothing yet.

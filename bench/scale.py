@@ -81,7 +81,9 @@ def main() -> None:
                 args.connections,
             )
             board_cpu = cpu.per_request(board.requests)
-            answers = players.open_answers(app, 1500 * args.seconds)
+            answers = players.open_answers(
+                app, players.ANSWERS_PER_SECOND * args.seconds
+            )
             scripts = [
                 players.answer_script(answers[i::servers], WORK / f"answers-{i}.lua")
                 for i in range(servers)
