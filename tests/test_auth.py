@@ -491,3 +491,15 @@ def test_only_views_that_declare_limits_check_them(app, client, monkeypatch):
     assert register(client, email="one@example.org").status_code == 302
     assert register(app.test_client(), email="two@example.org").status_code == 429
     assert len(checked) == 2 and all("register" in name for name in checked)
+
+
+def test_limits_set_for_every_view_are_still_checked(app_config):
+    """A deployment's default limits (configuration) apply to every view."""
+    from quiz import create_app
+
+    app = create_app({**app_config, "RATELIMIT_DEFAULT": "2 per hour"})
+    with app.app_context():
+        db.create_all()
+        make_quiz("alpha")
+    client = app.test_client()
+    assert [client.get("/").status_code for _ in range(3)] == [200, 200, 429]
