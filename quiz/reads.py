@@ -18,7 +18,7 @@ Where they run:
   on a form's request sees what that request flushed (hot reads do not flush) and
   takes part in its locks.
 
-A ``HotWrite`` runs the one INSERT of every answer (and the UPDATE that finishes an
+A ``HotWrite`` runs the INSERT of every answer (and the UPDATE that finishes an
 attempt) the same way, always inside the request's transaction; it sets only the
 columns it names and computes no Python-side defaults.
 
@@ -54,41 +54,13 @@ class _Compiled:
     results: tuple[Callable | None, ...] | None = None
 
 
-class HotRead:
-    """A SELECT compiled once per dialect and run with the driver's cursor."""
+class _HotStatement:
+    """A statement compiled once per dialect and driver, run with the driver's
+    cursor, its parameters passed through the column types' bind processors."""
 
-    def __init__(self, statement: sa.Select | sa.CompoundSelect):
+    def __init__(self, statement):
         self.statement = statement
-        self.Row = namedtuple(  # unnamed columns become _0, _1...
-            "Row",
-            [str(column.key) for column in statement.selected_columns],
-            rename=True,
-        )
-        self._types = [column.type for column in statement.selected_columns]
         self._by_dialect: dict[tuple[str, str], _Compiled] = {}
-
-    def all(self, **params: Any) -> list:
-        return self._run(params, fetch_one=False)
-
-    def first(self, **params: Any):
-        return self._run(params, fetch_one=True)
-
-    def scalar(self, **params: Any):
-        row = self.first(**params)
-        return None if row is None else row[0]
-
-    def _run(self, params: dict[str, Any], *, fetch_one: bool):
-        def fetch(compiled: _Compiled, dialect, cursor):
-            rows = [cursor.fetchone()] if fetch_one else cursor.fetchall()
-            if compiled.results is None:
-                compiled.results = self._result_processors(dialect, cursor)
-            return rows
-
-        rows, compiled = self._execute(_connection(), params, fetch)
-        if fetch_one and rows[0] is None:
-            return None
-        made = [self._row(row, compiled.results) for row in rows]
-        return made[0] if fetch_one else made
 
     def _execute(self, connection: sa.Connection, params: dict[str, Any], fetch):
         """Run the statement on ``connection``; ``fetch`` reads the cursor."""
@@ -120,12 +92,6 @@ class HotRead:
             with suppress(dialect.loaded_dbapi.Error):  # never hides the error above
                 cursor.close()
 
-    def _row(self, row: Sequence, processors: tuple[Callable | None, ...]):
-        return self.Row._make(
-            value if process is None else process(value)
-            for value, process in zip(row, processors, strict=True)
-        )
-
     def _compiled(self, dialect) -> _Compiled:
         found = self._by_dialect.get((dialect.name, dialect.driver))
         if found is None:
@@ -150,6 +116,48 @@ class HotRead:
     def _compile(self, dialect) -> sa.sql.compiler.Compiled:
         return self.statement.compile(dialect=dialect)
 
+
+class HotRead(_HotStatement):
+    """A SELECT compiled once per dialect and run with the driver's cursor."""
+
+    def __init__(self, statement: sa.Select | sa.CompoundSelect):
+        super().__init__(statement)
+        self.Row = namedtuple(  # unnamed columns become _0, _1...
+            "Row",
+            [str(column.key) for column in statement.selected_columns],
+            rename=True,
+        )
+        self._types = [column.type for column in statement.selected_columns]
+
+    def all(self, **params: Any) -> list:
+        return self._run(params, fetch_one=False)
+
+    def first(self, **params: Any):
+        return self._run(params, fetch_one=True)
+
+    def scalar(self, **params: Any):
+        row = self.first(**params)
+        return None if row is None else row[0]
+
+    def _run(self, params: dict[str, Any], *, fetch_one: bool):
+        def fetch(compiled: _Compiled, dialect, cursor):
+            rows = [cursor.fetchone()] if fetch_one else cursor.fetchall()
+            if compiled.results is None:
+                compiled.results = self._result_processors(dialect, cursor)
+            return rows
+
+        rows, compiled = self._execute(_connection(), params, fetch)
+        if fetch_one and rows[0] is None:
+            return None
+        made = [self._row(row, compiled.results) for row in rows]
+        return made[0] if fetch_one else made
+
+    def _row(self, row: Sequence, processors: tuple[Callable | None, ...]):
+        return self.Row._make(
+            value if process is None else process(value)
+            for value, process in zip(row, processors, strict=True)
+        )
+
     def _result_processors(self, dialect, cursor) -> tuple[Callable | None, ...]:
         return tuple(
             kind.dialect_impl(dialect).result_processor(dialect, described[1])
@@ -157,19 +165,22 @@ class HotRead:
         )
 
 
-class HotWrite(HotRead):
-    """An INSERT, UPDATE or DELETE run as a hot read is, inside the request's
-    transaction: for the one write of every answer.
+class HotWrite(_HotStatement):
+    """An INSERT, UPDATE or DELETE run as hot reads are, always inside the
+    request's transaction: for the writes of answering (the answer, and the attempt
+    it finishes).
 
     ``columns`` are those it sets, each from the parameter of the same name; columns
     whose values Python computes (a ``default`` or ``onupdate`` function) must be
-    among them.
+    among them. Nothing is returned but the count of rows changed (an INSERT fetches
+    no generated key).
     """
 
     def __init__(self, statement: sa.Insert | sa.Update | sa.Delete, columns=()):
-        self.statement = statement
+        if isinstance(statement, sa.Insert):
+            statement = statement.inline()  # no RETURNING of the new key
+        super().__init__(statement)
         self.columns = tuple(columns)
-        self._by_dialect = {}
 
     def run(self, **params: Any) -> int:
         """Run it; return the number of rows it changed."""
@@ -226,7 +237,9 @@ def session_connection() -> sa.Connection:
     """The ORM session's connection, inside its transaction (begun if need be)."""
     session = db.session()
     connection = session.info.get(TRANSACTION_CONNECTION)
-    if connection is None:
+    if connection is None or not connection.in_transaction():
+        # After a failed flush the session's transaction must be rolled back
+        # first: the session says so.
         connection = session.connection()
     return connection
 
@@ -234,10 +247,11 @@ def session_connection() -> sa.Connection:
 def execute_core(statement, params: dict | list[dict] | None = None) -> sa.CursorResult:
     """Run a Core statement on the session's connection, inside its transaction.
 
-    For the writes of answering and finishing, and statements a ``HotRead`` cannot
-    take: it skips the ORM's statement and result handling (and autoflush, so flush
-    pending objects first). Pages that only read use ``HotRead`` instead (this would
-    open the session's connection outside autocommit on PostgreSQL).
+    For the leaderboard's bookkeeping when an attempt finishes, and statements a
+    ``HotRead`` or ``HotWrite`` cannot take (executemany, dialect-specific
+    upserts): it skips the ORM's statement and result handling (and autoflush, so
+    flush pending objects first). Pages that only read use ``HotRead`` instead (this
+    would open the session's connection outside autocommit on PostgreSQL).
     """
     return session_connection().execute(statement, params)
 

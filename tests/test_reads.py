@@ -402,3 +402,16 @@ def test_a_hot_write_refuses_to_run_on_a_page_that_only_reads(app, player):
         g.read_only_page = True
         with pytest.raises(RuntimeError, match="tried to change the database"):
             finish.run(attempt=1, score=1.0)
+
+
+def test_after_a_failed_flush_core_statements_wait_for_the_rollback(app, player):
+    """A failed flush ends the transaction: nothing runs on its connection until
+    the session is rolled back, as with the ORM."""
+    with app.app_context():
+        db.session.add(User(display_name="Twin", email="reader@example.org"))
+        with pytest.raises(sa.exc.IntegrityError):
+            db.session.flush()
+        with pytest.raises(sa.exc.PendingRollbackError):
+            session_connection()
+        db.session.rollback()
+        assert session_connection() is db.session.connection()
