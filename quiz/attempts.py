@@ -562,7 +562,8 @@ def _finish_sheet(sheet: AnswerSheet, new_points: list[float], now: datetime) ->
         [*held, *new_points],
         now,
     )
-    _FINISH.run(attempt=sheet.attempt_id, **vars(result))
+    if not _FINISH.run(attempt=sheet.attempt_id, **vars(result)):
+        return  # finished already (the sheet's lock makes this never happen)
     leaderboard.record_finished(
         leaderboard.Finished(
             id=sheet.attempt_id,

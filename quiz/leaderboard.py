@@ -221,10 +221,11 @@ def _store_best(quiz_id: int, user_id: int, best, attempt: Finished | Attempt) -
     """Make ``attempt`` the player's best on the quiz in place of ``best`` (None: the
     first). The caller holds the quiz's lock and ``best``'s."""
     execute_core(_BOARD_CHANGED, {"quiz_id": quiz_id})
-    changes = [{"quiz_id": quiz_id, "score": attempt.score, "players": 1}]
-    if best is not None:
-        changes.insert(0, {"quiz_id": quiz_id, "score": best.score, "players": -1})
-    add_tallies(changes)
+    if best is None or best.score != attempt.score:  # else the same tally stands
+        changes = [{"quiz_id": quiz_id, "score": attempt.score, "players": 1}]
+        if best is not None:
+            changes.insert(0, {"quiz_id": quiz_id, "score": best.score, "players": -1})
+        add_tallies(changes)
     execute_core(
         _upsert("best"),
         {
