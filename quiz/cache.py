@@ -5,7 +5,8 @@ Every key carries the version that makes its value stale: a quiz's
 Those versions live in the database and go up in the transaction that changes what
 they cover, so every app server misses and reads afresh as soon as the change is
 committed. Entries also expire after ``max_age`` seconds, which bounds how long a
-renamed player keeps an old name on a cached board.
+renamed player keeps an old name on a cached board (60 s for the data, 20 s more for
+the rendered section and 20 s more for the page that holds it).
 
 Rendered pieces of pages (``quiz.fragments``) have a cache of their own: many of
 them are per viewer (a header per session, a leaderboard section per ranked
@@ -61,9 +62,11 @@ class VersionedCache:
 
 def init_app(app: Flask) -> None:
     app.extensions[EXTENSION] = VersionedCache()
-    app.extensions[FRAGMENTS] = VersionedCache(size=4096)
+    # Pieces and pages are made from data kept up to a minute, and pages hold
+    # pieces: kept 20 s each, what they show is at most 100 s older than the data.
+    app.extensions[FRAGMENTS] = VersionedCache(size=4096, max_age=20.0)
     # Whole pages (``quiz.layout.kept_page``), some 7 KB each: about 7 MB at most.
-    app.extensions[PAGES] = VersionedCache(size=1024)
+    app.extensions[PAGES] = VersionedCache(size=1024, max_age=20.0)
 
 
 def cached(key: Hashable, compute: Callable[[], T], *, store: str = EXTENSION) -> T:

@@ -13,6 +13,7 @@ CSRF token.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Hashable
 
 from flask import Flask, current_app, g, render_template, request, session, url_for
@@ -23,7 +24,9 @@ from .cache import PAGES
 from .fragments import fragment, kept, piece
 
 TEMPLATE = "_site_header.html"
-SIGN_IN_URL = "/__sign-in-url__"  # the placeholder, in a kept header
+# The placeholder in kept headers and pages, unguessable so that no text on a page
+# (a player's name, say) can stand for it.
+SIGN_IN_URL = f"/__sign-in-{secrets.token_hex(16)}__"
 # The sign-in and registration pages send the "Sign in" link nowhere afterwards.
 NO_RETURN = frozenset({"auth.login", "auth.register"})
 
@@ -35,8 +38,8 @@ def site_header() -> Markup:
     key = ("header", request.endpoint, request.blueprint, viewer)
     if viewer[0] == "account":
         return fragment(key, TEMPLATE, sign_in_url=None)
-    kept = fragment(key, TEMPLATE, sign_in_url=SIGN_IN_URL)
-    return kept if g.get(KEEPING_PAGE) else _with_sign_in_url(kept)
+    header = fragment(key, TEMPLATE, sign_in_url=SIGN_IN_URL)
+    return header if g.get(KEEPING_PAGE) else _with_sign_in_url(header)
 
 
 def _viewer() -> tuple | None:

@@ -156,12 +156,8 @@ def overall_leaderboard():
     board = leaderboard.overall_board(
         period=period, page=page, per_page=_page_size(), me_id=_me_id()
     )
-    return kept_page(
-        "play/leaderboard.html",
-        _section_key(board, period, None),
-        board=board,
-        period=period,
-        quiz=None,
+    return render_template(
+        "play/leaderboard.html", board=board, period=period, quiz=None
     )
 
 
