@@ -331,3 +331,34 @@ def postgres_pids() -> list[int]:
             except OSError:
                 continue
     return pids
+
+
+class CpuMeter:
+    """CPU time per request of the app's workers (and of PostgreSQL), over a run.
+
+    PostgreSQL starts a process per connection, and the pools connect during the run:
+    its processes are listed again at the end, a new one counted from zero."""
+
+    def __init__(self, worker_pids: list[int], *, postgres: bool = True):
+        self.workers = worker_pids
+        self.postgres = postgres
+
+    def start(self) -> None:
+        self.app = cpu_seconds(self.workers)
+        self.db = {pid: cpu_seconds([pid]) for pid in self._database_pids()}
+
+    def per_request(self, requests: int) -> str:
+        app = cpu_seconds(self.workers) - self.app
+        db = sum(
+            cpu_seconds([pid]) - self.db.get(pid, 0.0) for pid in self._database_pids()
+        )
+        app, db = (seconds / max(1, requests) * 1000 for seconds in (app, db))
+        if not self.postgres:
+            return f"CPU per request: app {app:.2f} ms"
+        return (
+            f"CPU per request: app {app:.2f} ms, PostgreSQL {db:.2f} ms "
+            f"({app / db if db else float('inf'):.0f} app cores per database core)"
+        )
+
+    def _database_pids(self) -> list[int]:
+        return postgres_pids() if self.postgres else []

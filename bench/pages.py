@@ -9,6 +9,9 @@ and with 1,000,000 finished attempts. wrk measures, signed in as a ranked player
 - answering a question: a POST with its CSRF token, each one a first answer to a
   question of a real open attempt.
 
+Under each figure: the CPU time per request of the workers (and of PostgreSQL), a
+steadier measure than requests/s on a shared machine.
+
     .venv/bin/python -m bench.pages [--db sqlite|postgresql|both] [--seconds 10]
 """
 
@@ -16,13 +19,16 @@ from __future__ import annotations
 
 import argparse
 import platform
+from dataclasses import dataclass
 
 from bench import players
 from bench.common import (
     BOARD_QUIZ,
     WORK,
     WORKERS,
+    CpuMeter,
     Dataset,
+    Server,
     WrkResult,
     ensure_dataset,
     flask_env,
@@ -56,9 +62,13 @@ def run(kind: str, args) -> None:
     large = ensure_dataset(Dataset(kind, args.players, 1_000_000))
     measure = {"seconds": args.seconds, "connections": args.connections}
     print(f"\n{kind}")
+    postgres = kind == "postgresql"
     with gunicorn("bench.bare:app", flask_env(small.url)) as bare:
+        cpu = CpuMeter(bare.worker_pids(), postgres=False)
+        cpu.start()
         ceiling = wrk(bare.url + "/", **measure)
     print(row("bare Flask (ceiling)", ceiling, None))
+    print(f"{'':34} {cpu.per_request(ceiling.requests)}")
     results: dict[str, WrkResult] = {}
     for data in (small, large):
         label = f"{data.attempts:,} attempts"
@@ -67,30 +77,53 @@ def run(kind: str, args) -> None:
         players.play_through(app, client, player, BOARD_QUIZ)
         headers = player.headers
         with gunicorn("quiz:create_app()", flask_env(data.url)) as server:
-            board = wrk(
-                f"{server.url}/quizzes/{BOARD_QUIZ}/leaderboard",
+            served = Served(server, CpuMeter(server.worker_pids(), postgres=postgres))
+            results[f"leaderboard {data.attempts}"] = served.measure(
+                f"leaderboard, {label}",
+                f"/quizzes/{BOARD_QUIZ}/leaderboard",
+                ceiling,
                 headers=headers,
                 **measure,
             )
-            results[f"leaderboard {data.attempts}"] = board
-            print(row(f"leaderboard, {label}", board, ceiling))
             if data is large:
-                catalogue = wrk(server.url + "/", headers=headers, **measure)
-                print(row(f"catalogue, {label}", catalogue, ceiling))
-                answering, planned = answer_run(app, server.url, measure)
-                print(row(f"answering, {label}", answering, ceiling))
+                served.measure(
+                    f"catalogue, {label}", "/", ceiling, headers=headers, **measure
+                )
+                script, planned = answer_script(app, measure)
+                answering = served.measure(
+                    f"answering, {label}",
+                    "/",
+                    ceiling,
+                    script=script,
+                    script_args=("2",),
+                    **measure,
+                )
                 fresh = min(answering.requests, planned)
                 print(f"{'':34} {fresh:,} first answers of {planned:,} prepared")
     ratio = results["leaderboard 1000000"].p50_ms / results["leaderboard 10000"].p50_ms
     print(f"leaderboard p50 at 1,000,000 / at 10,000 attempts: {ratio:.2f}x")
 
 
-def answer_run(app, url: str, measure: dict) -> tuple[WrkResult, int]:
-    """Prepare open attempts, write their answers into a wrk script, run it."""
+@dataclass
+class Served:
+    """wrk against one server, printing each figure with its CPU time per request."""
+
+    server: Server
+    cpu: CpuMeter
+
+    def measure(self, label: str, target: str, ceiling: WrkResult, **options):
+        self.cpu.start()
+        result = wrk(self.server.url + target, **options)
+        print(row(label, result, ceiling))
+        print(f"{'':34} {self.cpu.per_request(result.requests)}")
+        return result
+
+
+def answer_script(app, measure: dict):
+    """Prepare open attempts and write their answers into a wrk script; return the
+    script and the number of answers prepared."""
     answers = players.open_answers(app, players.ANSWERS_PER_SECOND * measure["seconds"])
-    script = players.answer_script(answers, WORK / "answers.lua")
-    result = wrk(url + "/", script=script, script_args=("2",), **measure)
-    return result, len(answers)
+    return players.answer_script(answers, WORK / "answers.lua"), len(answers)
 
 
 if __name__ == "__main__":

@@ -30,13 +30,12 @@ from bench.common import (
     REDIS_URL,
     WORK,
     WORKERS,
+    CpuMeter,
     Dataset,
     WrkResult,
-    cpu_seconds,
     ensure_dataset,
     flask_env,
     gunicorn,
-    postgres_pids,
     row,
     wrk,
 )
@@ -109,29 +108,6 @@ def main() -> None:
         f"two servers / one server: leaderboard {two_board.rps / base_board.rps:.2f}x, "
         f"answering {two_answer.rps / base_answer.rps:.2f}x"
     )
-
-
-class CpuMeter:
-    """CPU time per request of the app's workers and of PostgreSQL, over a run.
-
-    PostgreSQL starts a process per connection, and the pools connect during the run:
-    its processes are listed again at the end, a new one counted from zero."""
-
-    def __init__(self, worker_pids: list[int]):
-        self.workers = worker_pids
-
-    def start(self) -> None:
-        self.app = cpu_seconds(self.workers)
-        self.db = {pid: cpu_seconds([pid]) for pid in postgres_pids()}
-
-    def per_request(self, requests: int) -> str:
-        app = cpu_seconds(self.workers) - self.app
-        db = sum(cpu_seconds([pid]) - self.db.get(pid, 0.0) for pid in postgres_pids())
-        app, db = (seconds / max(1, requests) * 1000 for seconds in (app, db))
-        return (
-            f"CPU per request: app {app:.2f} ms, PostgreSQL {db:.2f} ms "
-            f"({app / db if db else float('inf'):.0f} app cores per database core)"
-        )
 
 
 def _together(urls: list[str], options: list[dict], connections: int) -> WrkResult:
