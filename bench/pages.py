@@ -67,8 +67,9 @@ def run(kind: str, args) -> None:
         cpu = CpuMeter(bare.worker_pids(), postgres=False)
         cpu.start()
         ceiling = wrk(bare.url + "/", **measure)
+        used = cpu.per_request(ceiling.requests)  # while the workers run
     print(row("bare Flask (ceiling)", ceiling, None))
-    print(f"{'':34} {cpu.per_request(ceiling.requests)}")
+    print(f"{'':34} {used}")
     results: dict[str, WrkResult] = {}
     for data in (small, large):
         label = f"{data.attempts:,} attempts"
