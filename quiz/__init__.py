@@ -71,10 +71,11 @@ def register_extensions(app: Flask) -> None:
             sqlite.configure(db.engine)
         elif config.flag(app.config["DATABASE_PRE_PING"]):
             pool.ping_after_rest(db.engine, app.config["DATABASE_PING_AFTER"])
-    from . import cache, reads, security
+    from . import cache, changes, reads, security
 
     security.init_app(app)
     cache.init_app(app)
+    changes.init_app(app)
     reads.init_app(app)
 
 

@@ -40,7 +40,9 @@ class VersionedCache:
         self._items: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: Hashable, compute: Callable[[], T]) -> T:
+    def get(
+        self, key: Hashable, compute: Callable[[], T], *, keep_none: bool = True
+    ) -> T:
         now = time.monotonic()
         with self._lock:
             found = self._items.get(key)
@@ -48,6 +50,8 @@ class VersionedCache:
                 self._items.move_to_end(key)
                 return found[1]
         value = compute()
+        if value is None and not keep_none:
+            return value
         with self._lock:
             self._items[key] = (now, value)
             self._items.move_to_end(key)

@@ -4,7 +4,7 @@ The list of published quizzes and their question counts changes only when someon
 edits content, so each process keeps a snapshot of it and reads it again when the
 content version (one row, raised by any flush that changes content) has moved. That
 version and the player's own part, best scores and open attempts, are one query per
-page.
+page; on PostgreSQL none while their tables have not changed (``quiz.changes``).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from flask import g, has_request_context
 
 from .cache import cached
+from .changes import kept
 from .extensions import db
 from .models import (
     Attempt,
@@ -84,10 +85,13 @@ def card(quiz: Quiz, player: User | None) -> Card:
 
 
 # Built once, and run on every view: the content version on a row of its own, then
-# all the player's best scores and open attempts (at most one of each per quiz; the
-# caller keeps those of the quizzes it shows). One round trip for the whole page.
+# all the player's best scores and unfinished attempts (at most one of each per
+# quiz; the caller keeps those of the quizzes it shows and the attempts still
+# open). One round trip for the whole page, and none while it is kept
+# (``quiz.changes``).
 _NO_ID = sa.cast(sa.null(), sa.Integer)  # typed: PostgreSQL matches UNION types
 _NO_SCORE = sa.cast(sa.null(), sa.Float)
+_NO_TIME = sa.cast(sa.null(), Attempt.deadline.type)
 _STAMP_AND_PLAYER_PART = HotRead(
     sa.union_all(
         sa.select(
@@ -96,30 +100,47 @@ _STAMP_AND_PLAYER_PART = HotRead(
             _NO_SCORE.label("score"),
             _NO_SCORE.label("max_score"),
             _NO_ID.label("attempt_id"),
+            _NO_TIME.label("deadline"),
         ).where(ContentVersion.id == 1),
         sa.select(
-            _NO_ID, BestScore.quiz_id, BestScore.score, BestScore.max_score, _NO_ID
+            _NO_ID,
+            BestScore.quiz_id,
+            BestScore.score,
+            BestScore.max_score,
+            _NO_ID,
+            _NO_TIME,
         ).where(BestScore.user_id == sa.bindparam("user_id")),
-        sa.select(_NO_ID, Attempt.quiz_id, _NO_SCORE, _NO_SCORE, Attempt.id).where(
-            Attempt.user_id == sa.bindparam("user_id"),
-            Attempt.finished_at.is_(None),
-            sa.or_(Attempt.deadline.is_(None), Attempt.deadline > sa.bindparam("now")),
+        sa.select(
+            _NO_ID, Attempt.quiz_id, _NO_SCORE, _NO_SCORE, Attempt.id, Attempt.deadline
+        ).where(
+            Attempt.user_id == sa.bindparam("user_id"), Attempt.finished_at.is_(None)
         ),
     )
 )
+# What the rows above come from: kept until one of them changes.
+_PART_TABLES = ("content_version", "best_score", "attempt")
 
 
 def _stamp_and_player_part(player: User | None) -> tuple[int | None, list]:
     """The content version, which changes with any quiz, question, revision or
     choice, and the player's best scores and open (not timed-out) attempts."""
-    if not (has_request_context() and g.get("read_only_page")):
+    user_id = None if player is None else player.id  # None matches no row
+    if has_request_context() and g.get("read_only_page"):
+        rows = kept(
+            ("catalogue part", user_id),
+            _PART_TABLES,
+            lambda: _STAMP_AND_PLAYER_PART.all(user_id=user_id),
+        )
+    else:
         db.session.flush()  # a pending change raises the version (see below) first
-    rows = _STAMP_AND_PLAYER_PART.all(
-        user_id=None if player is None else player.id,  # None matches no row
-        now=utcnow(),
-    )
+        rows = _STAMP_AND_PLAYER_PART.all(user_id=user_id)
+    now = utcnow()
     stamp = next((row.version for row in rows if row.quiz_id is None), None)
-    return stamp, [row for row in rows if row.quiz_id is not None]
+    return stamp, [
+        row
+        for row in rows
+        if row.quiz_id is not None and (row.deadline is None or row.deadline > now)
+    ]
 
 
 CONTENT = (Quiz, Question, QuestionRevision, Choice)

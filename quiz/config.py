@@ -66,6 +66,9 @@ def defaults(instance_path: str, env: str = "development") -> dict:
         # rested in the pool more than DATABASE_PING_AFTER seconds (0: every time).
         "DATABASE_PRE_PING": True,
         "DATABASE_PING_AFTER": 1.0,
+        # On PostgreSQL, keep the rows every view reads in each process, dropped when
+        # the database announces a change (quiz.changes); off: read them every time.
+        "CHANGE_FEED": True,
         # Worker processes per app server (default: $WEB_CONCURRENCY, else 1); production
         # checks the rate-limit store against it.
         "WORKERS": None,

@@ -38,6 +38,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask, g, has_request_context, request
 
+from . import changes
 from .extensions import db
 
 CONNECTION = "quiz_hot_reads_connection"
@@ -186,9 +187,11 @@ class HotWrite(_HotStatement):
         """Run it; return the number of rows it changed."""
         if has_request_context() and g.get("read_only_page"):
             raise RuntimeError(f"GET {request.path} tried to change the database")
+        connection = session_connection()
         count, _ = self._execute(
-            session_connection(), params, lambda _c, _d, cursor: cursor.rowcount
+            connection, params, lambda _c, _d, cursor: cursor.rowcount
         )
+        changes.noted(connection, self.statement.table.name)
         return count
 
     def _compile(self, dialect) -> sa.sql.compiler.Compiled:

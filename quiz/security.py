@@ -23,7 +23,7 @@ from flask import (
 from flask_login import current_user
 from sqlalchemy.orm import make_transient_to_detached
 
-from . import events
+from . import changes, events
 from .extensions import db, login_manager
 from .models import User, utcnow
 from .reads import HotRead
@@ -147,7 +147,9 @@ def _load(user_id: int) -> User | None:
     the player unchanged, a detached copy made from their row as it is now."""
     if not (g.get("read_only_page") or g.get("player_unchanged")):
         return db.session.scalar(_USER_BY_ID, {"id": user_id})
-    row = _USER_ROW.first(id=user_id)
+    row = changes.kept(
+        ("player", user_id), ("user",), lambda: _USER_ROW.first(id=user_id)
+    )
     if row is None:
         return None
     user = _DETACHED.get(row)

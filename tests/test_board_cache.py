@@ -569,14 +569,14 @@ def cache_calls(monkeypatch):
     calls = []
     original = VersionedCache.get
 
-    def spy(self, key, compute):
+    def spy(self, key, compute, **options):
         computed = []
 
         def tracked():
             computed.append(True)
             return compute()
 
-        value = original(self, key, tracked)
+        value = original(self, key, tracked, **options)
         calls.append((key, bool(computed)))
         return value
 

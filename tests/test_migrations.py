@@ -5,6 +5,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
 
+from quiz import changes
 from quiz.extensions import db
 from quiz.models import include_in_migrations
 
@@ -22,10 +23,33 @@ def test_upgrade_matches_the_models_and_downgrade_cleans_up(app):
             )
             assert compare_metadata(context, db.metadata) == []
             indexes = {i["name"] for i in sa.inspect(conn).get_indexes("best_score")}
+            assert _change_triggers(conn) == (
+                {*changes.WATCHED, "function"}
+                if conn.dialect.name == "postgresql"
+                else set()
+            )
         assert "ix_best_score_rank" in indexes
         downgrade(revision="base")
         with db.engine.connect() as conn:
             assert set(sa.inspect(conn).get_table_names()) <= {"alembic_version"}
+            assert not _change_triggers(conn)
+
+
+def _change_triggers(conn) -> set[str]:
+    """The tables whose changes PostgreSQL announces (``quiz.changes``), and
+    "function" for the function the triggers run."""
+    if conn.dialect.name != "postgresql":
+        return set()
+    tables = conn.scalars(
+        sa.text(
+            "SELECT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+            "WHERE t.tgname = 'quiz_notify_change'"
+        )
+    )
+    function = conn.scalar(
+        sa.text("SELECT count(*) FROM pg_proc WHERE proname = 'quiz_notify_change'")
+    )
+    return set(tables) | ({"function"} if function else set())
 
 
 def test_upgrade_keeps_existing_players_and_attempts(app):

@@ -77,7 +77,9 @@ def _end_the_apps_connections() -> int:
     return ended
 
 
-def test_without_pre_ping_a_database_restart_fails_one_request(app_config, request):
+def test_without_pre_ping_a_database_restart_fails_one_request(
+    app_config, reading_every_view, request
+):
     """With QUIZ_DATABASE_PRE_PING off a dead pooled connection fails one request
     with the error page; the pool is then replaced and the next request works."""
     app_config["DATABASE_PRE_PING"] = "off"
@@ -111,6 +113,13 @@ def clock(monkeypatch) -> Clock:
 
 
 @pytest.fixture
+def reading_every_view(app_config) -> None:
+    """Pages read the database on every view (no rows kept between requests), so
+    each view uses a pooled connection. Ask for it before ``app``."""
+    app_config["CHANGE_FEED"] = False
+
+
+@pytest.fixture
 def pings(app, monkeypatch) -> list:
     """Every connection check the pool makes."""
     with app.app_context():
@@ -122,7 +131,7 @@ def pings(app, monkeypatch) -> list:
 
 
 def test_a_rested_connection_is_checked_so_a_restart_fails_no_request(
-    app, clock, pings
+    reading_every_view, app, clock, pings
 ):
     """A connection that rested in the pool longer than QUIZ_DATABASE_PING_AFTER (1 s)
     is checked before use, and a dead one replaced unnoticed."""
@@ -136,7 +145,9 @@ def test_a_rested_connection_is_checked_so_a_restart_fails_no_request(
     assert pings
 
 
-def test_a_connection_in_steady_use_is_not_checked(app, clock, pings):
+def test_a_connection_in_steady_use_is_not_checked(
+    reading_every_view, app, clock, pings
+):
     """Under load no request pays the check's round trip; after a rest one does."""
     client = app.test_client()
     assert client.get("/").status_code == 200
@@ -151,7 +162,9 @@ def test_a_connection_in_steady_use_is_not_checked(app, clock, pings):
     assert pings == [1]
 
 
-def test_with_ping_after_zero_every_use_is_checked(app_config, request, clock):
+def test_with_ping_after_zero_every_use_is_checked(
+    app_config, reading_every_view, request, clock
+):
     app_config["DATABASE_PING_AFTER"] = 0
     app = request.getfixturevalue("app")
     pings = request.getfixturevalue("pings")

@@ -16,7 +16,7 @@ from flask import (
 from flask_login import current_user, login_required, login_user
 from markupsafe import Markup
 
-from .. import attempts, catalogue, leaderboard, players
+from .. import attempts, catalogue, changes, leaderboard, players
 from ..errors import render_error
 from ..extensions import db, limiter
 from ..fragments import fragment, piece
@@ -267,7 +267,9 @@ _BOARD_QUIZ = HotRead(
 
 
 def _board_quiz(slug: str):
-    quiz = _BOARD_QUIZ.first(slug=slug)
+    quiz = changes.kept(
+        ("board quiz", slug), ("quiz",), lambda: _BOARD_QUIZ.first(slug=slug)
+    )
     if quiz is None:
         abort(404)
     return quiz

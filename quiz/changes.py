@@ -1,0 +1,300 @@
+"""Rows kept between requests, dropped as soon as PostgreSQL says they changed.
+
+On PostgreSQL every warm view of the busiest pages still asked the database two
+things: the player's row (the session check) and the page's own row (a quiz and its
+standings' version; the content version and the player's best scores). Each round
+trip cost the app server and PostgreSQL more than the rest of the page. So those
+rows are kept in each process, and PostgreSQL says when they change:
+
+- Triggers on the tables they come from (``WATCHED``), one per statement, send
+  ``NOTIFY quiz_changes, '<table>'``; PostgreSQL delivers it when the transaction
+  commits, to every listener on every app server.
+- Each app process listens on a connection of its own, in a thread, and counts the
+  notifications per table (``ChangeFeed``).
+- A kept row carries the counts of its tables, taken *before* it was read: it is
+  served again only while they stand. A change that commits during the read moves a
+  count, so what the read saw is never served again.
+- While the listener is not connected (starting up, reconnecting, SQLite, or the
+  feed switched off with ``QUIZ_CHANGE_FEED=0``) nothing is kept: every view reads,
+  as it would without this module. Every connection starts a new epoch, so rows kept
+  before a lost connection are never served after it.
+- This process's own commits count at once, before the commit returns, so the page
+  a form redirects to shows its change. Other servers see it when the notification
+  arrives, within milliseconds.
+- Kept rows also expire after ``MAX_AGE`` seconds: the bound on how stale a row can
+  be should the listener's connection die without PostgreSQL or the network saying
+  so.
+
+Each app process holds one more PostgreSQL connection, the listener's.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Hashable, Iterable
+from typing import TypeVar
+
+import sqlalchemy as sa
+from flask import Flask, current_app
+
+from .cache import VersionedCache
+from .config import flag
+from .extensions import db
+
+T = TypeVar("T")
+log = logging.getLogger("quiz.changes")
+
+CHANNEL = "quiz_changes"
+# The tables of the rows kept: players, quizzes (with their standings' version),
+# attempts (open ones show in the catalogue), best scores and the content version.
+WATCHED = ("user", "quiz", "attempt", "best_score", "content_version")
+EVERYTHING = "*"  # a change this process cannot name: forget every kept row
+
+EXTENSION = "quiz.changes"
+ROWS = "quiz.kept_rows"
+MAX_AGE = 10.0
+CHECK_EVERY = 5.0  # seconds between the listener's checks of its connection
+WRITTEN = "quiz_written_tables"
+
+
+class ChangeFeed:
+    """This process's count of the changes PostgreSQL announced, per table.
+
+    ``stamp`` is taken before a read; the read's result may be served again while
+    ``stamp`` returns the same value. The listener thread starts on first use in each
+    process (so after a server forks its workers).
+    """
+
+    def __init__(self, connect: Callable, *, check_every: float = CHECK_EVERY):
+        self._connect = connect
+        self.check_every = check_every
+        self._counts: dict[str, int] = {}
+        self._epoch = 0
+        self._listening = False
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+
+    @property
+    def listening(self) -> bool:
+        return self._listening
+
+    def stamp(self, tables: Iterable[str]) -> tuple | None:
+        """The counts of ``tables`` now, or None while nothing may be kept."""
+        if not self._listening:
+            self._start()
+            return None
+        counts = self._counts
+        return (self._epoch, *(counts.get(table, 0) for table in tables))
+
+    def changed(self, tables: Iterable[str]) -> None:
+        """Count a change to each of ``tables`` (``EVERYTHING``: to all)."""
+        with self._lock:
+            for table in tables:
+                if table == EVERYTHING:
+                    self._epoch += 1
+                else:
+                    self._counts[table] = self._counts.get(table, 0) + 1
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop listening (and keeping); for tests and shutdown."""
+        self._stop.set()
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
+    def forked(self) -> None:
+        """In a new child process: the parent's thread and connection are not ours."""
+        self._thread = None
+        self._listening = False
+        self._epoch += 1
+        self._lock = threading.Lock()
+
+    def _start(self) -> None:
+        if self._thread is not None or self._stop.is_set():
+            return
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._listen, name="quiz-change-feed", daemon=True
+                )
+                self._thread.start()
+
+    def _listen(self) -> None:
+        wait = 0.5
+        while not self._stop.is_set():
+            try:
+                with self._connect() as connection:
+                    connection.execute(f"LISTEN {CHANNEL}")
+                    self.changed([EVERYTHING])  # what was kept before is unknown
+                    self._listening = True
+                    log.info("listening for changes on %s", CHANNEL)
+                    wait = 0.5
+                    while not self._stop.is_set():
+                        for note in connection.notifies(timeout=self.check_every):
+                            self.changed([note.payload])
+                        connection.execute("SELECT 1")  # still there?
+            except Exception as error:  # noqa: BLE001 - any failure: read afresh
+                if self._listening or wait == 0.5:
+                    log.warning("change feed lost (%s): reading every view", error)
+            finally:
+                self._listening = False
+                self.changed([EVERYTHING])
+            self._stop.wait(wait)
+            wait = min(wait * 2, 10.0)
+
+
+_FEEDS: dict[tuple, ChangeFeed] = {}
+
+
+def feed_for(engine: sa.Engine) -> ChangeFeed:
+    """The process's feed for the database of ``engine`` (one listener each)."""
+    args, params = engine.dialect.create_connect_args(engine.url)
+    # The connection's settings, without what the dialect makes for each engine
+    # (psycopg's adapters, say): one listener for every engine on the database.
+    params = {
+        name: value
+        for name, value in params.items()
+        if isinstance(value, str | int | float | bool | None)
+    }
+    key = (tuple(args), tuple(sorted(params.items())))
+    feed = _FEEDS.get(key)
+    if feed is None:
+        feed = _FEEDS[key] = ChangeFeed(_listener_connect(engine, args, params))
+    return feed
+
+
+def _listener_connect(engine: sa.Engine, args: list, params: dict) -> Callable:
+    def connect():
+        return engine.dialect.loaded_dbapi.connect(
+            *args,
+            **params,
+            autocommit=True,
+            application_name="quiz change feed",
+            connect_timeout=5,
+            # A connection cut without a word is noticed within about 25 s.
+            keepalives=1,
+            keepalives_idle=10,
+            keepalives_interval=5,
+            keepalives_count=3,
+        )
+
+    return connect
+
+
+def _forget_parents_feeds() -> None:
+    for feed in _FEEDS.values():
+        feed.forked()
+
+
+os.register_at_fork(after_in_child=_forget_parents_feeds)
+
+
+def kept(key: Hashable, tables: tuple[str, ...], read: Callable[[], T]) -> T:
+    """``read()``, kept under ``key`` in this process until one of ``tables``
+    changes (or ``MAX_AGE``). A None (nothing found) is not kept, so requests for
+    what does not exist cannot fill the cache.
+
+    Only for reads of committed rows: never after this request's transaction
+    changed one of ``tables``."""
+    feed = current_app.extensions.get(EXTENSION)
+    stamp = None if feed is None else feed.stamp(tables)
+    if stamp is None:
+        return read()
+    return current_app.extensions[ROWS].get((key, stamp), read, keep_none=False)
+
+
+# --- this process's own changes -------------------------------------------------------
+
+
+def _count_own_commits(engine: sa.Engine, feed: ChangeFeed) -> None:
+    """Count the watched tables a transaction wrote when it commits, so the next
+    request in this process sees the change without waiting for the notification.
+
+    (Counted as the commit starts: a read between that and the commit's end keeps
+    the old row, and the notification that follows the commit drops it.)
+    """
+
+    @sa.event.listens_for(engine, "before_execute")
+    def _note(connection, statement, *_args) -> None:
+        table = _written_table(statement)
+        if table is not None:
+            connection.info.setdefault(WRITTEN, set()).add(table)
+
+    @sa.event.listens_for(engine, "commit")
+    def _committed(connection) -> None:
+        written = connection.info.pop(WRITTEN, None)
+        if written:
+            feed.changed(written)
+
+    @sa.event.listens_for(engine, "rollback")
+    def _rolled_back(connection) -> None:
+        connection.info.pop(WRITTEN, None)
+
+
+def noted(connection: sa.Connection, table: str) -> None:
+    """Note a write to ``table`` made past SQLAlchemy's events (a ``HotWrite``)."""
+    if table in WATCHED and connection.dialect.name == "postgresql":
+        connection.info.setdefault(WRITTEN, set()).add(table)
+
+
+def _written_table(statement) -> str | None:
+    if isinstance(statement, sa.sql.dml.UpdateBase):
+        name = getattr(statement.table, "name", None)
+        return name if name in WATCHED else None
+    if isinstance(statement, sa.sql.Select):
+        return None
+    text = str(statement) if isinstance(statement, sa.TextClause | str) else None
+    if text is not None and text.lstrip()[:6].upper() == "SELECT":
+        return None
+    return EVERYTHING  # DDL, or SQL text that may write anything
+
+
+# --- the triggers -------------------------------------------------------------------
+
+FUNCTION = f"""\
+CREATE OR REPLACE FUNCTION quiz_notify_change() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('{CHANNEL}', TG_TABLE_NAME);
+    RETURN NULL;
+END
+$$"""
+
+
+def trigger(table: str) -> str:
+    return (
+        f"CREATE TRIGGER quiz_notify_change AFTER INSERT OR UPDATE OR DELETE OR "
+        f'TRUNCATE ON "{table}" FOR EACH STATEMENT EXECUTE FUNCTION '
+        f"quiz_notify_change()"
+    )
+
+
+def _create_triggers(metadata: sa.MetaData) -> None:
+    """Tables made by ``create_all`` (tests, ``init-db``) get the triggers that the
+    migrations give a migrated database."""
+    on_postgresql = {"dialect": "postgresql"}
+    sa.event.listen(
+        metadata, "after_create", sa.DDL(FUNCTION).execute_if(**on_postgresql)
+    )
+    for table in WATCHED:
+        sa.event.listen(
+            metadata, "after_create", sa.DDL(trigger(table)).execute_if(**on_postgresql)
+        )
+
+
+_create_triggers(db.metadata)
+
+
+def init_app(app: Flask) -> None:
+    app.extensions[ROWS] = VersionedCache(size=8192, max_age=MAX_AGE)
+    with app.app_context():
+        engine = db.engine
+    if engine.dialect.name != "postgresql" or not flag(app.config["CHANGE_FEED"]):
+        app.extensions[EXTENSION] = None
+        return
+    feed = feed_for(engine)
+    app.extensions[EXTENSION] = feed
+    _count_own_commits(engine, feed)

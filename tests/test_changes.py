@@ -1,0 +1,318 @@
+"""Rows kept between requests (``quiz.changes``): kept while PostgreSQL says nothing
+changed, dropped when it does, and never kept while nobody listens."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from types import SimpleNamespace
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+
+from quiz import changes, reads
+from quiz.changes import EVERYTHING, ChangeFeed
+from quiz.extensions import db
+from quiz.models import BestScore, Quiz, Response, User
+from tests.conftest import POSTGRES_URL, requires_postgres
+from tests.factories import make_account, make_quiz
+from tests.test_play import answer_first_and_finish, start
+
+WAIT = 10.0  # seconds to wait for the listener, which runs on its own
+
+
+def _until(condition, what: str):
+    deadline = time.monotonic() + WAIT
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still waiting after {WAIT} s for {what}")
+        time.sleep(0.01)
+
+
+# --- the feed, against a stand-in connection ------------------------------------------
+
+
+class StandInConnection:
+    """Plays PostgreSQL's side of LISTEN: hands out the notifications it is given;
+    ``cut`` makes the connection fail as a lost one does."""
+
+    def __init__(self, notes: queue.Queue):
+        self.notes = notes
+        self.statements = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_exc):
+        return False
+
+    def execute(self, sql):
+        self.statements.append(sql)
+
+    def notifies(self, timeout):
+        try:
+            note = self.notes.get(timeout=timeout)
+        except queue.Empty:
+            return
+        if note is ConnectionError:
+            raise ConnectionError("connection lost")
+        yield SimpleNamespace(payload=note)
+
+
+@pytest.fixture
+def stand_in():
+    notes: queue.Queue = queue.Queue()
+    connections = []
+
+    def connect():
+        connection = StandInConnection(notes)
+        connections.append(connection)
+        return connection
+
+    feed = ChangeFeed(connect, check_every=0.05)
+    yield feed, notes, connections
+    feed.stop()
+
+
+def test_nothing_is_kept_until_the_feed_listens(stand_in):
+    feed, _notes, connections = stand_in
+    assert feed.stamp(["quiz"]) is None  # and the listener starts
+    _until(lambda: feed.listening, "the listener")
+    assert connections[0].statements[0] == "LISTEN quiz_changes"
+    assert feed.stamp(["quiz"]) == feed.stamp(["quiz"])
+
+
+def test_a_notification_moves_the_stamps_of_its_table_only(stand_in):
+    feed, notes, _connections = stand_in
+    feed.stamp([])
+    _until(lambda: feed.listening, "the listener")
+    quiz, user = feed.stamp(["quiz"]), feed.stamp(["user"])
+    notes.put("quiz")
+    _until(lambda: feed.stamp(["quiz"]) != quiz, "the notification")
+    assert feed.stamp(["user"]) == user
+    assert feed.stamp(["user", "quiz"]) != (*user, quiz[1])
+
+
+def test_a_lost_connection_stops_keeping_and_a_new_one_starts_afresh(stand_in):
+    feed, notes, connections = stand_in
+    feed.stamp([])
+    _until(lambda: feed.listening, "the listener")
+    before = feed.stamp(["quiz"])
+    notes.put(ConnectionError)
+    _until(lambda: len(connections) == 2 and feed.listening, "a new connection")
+    # Changes made while nobody listened were not heard: nothing kept survives.
+    assert feed.stamp(["quiz"]) != before
+
+
+def test_own_changes_count_at_once_and_everything_starts_a_new_epoch(stand_in):
+    feed, _notes, _connections = stand_in
+    feed.stamp([])
+    _until(lambda: feed.listening, "the listener")
+    quiz, user = feed.stamp(["quiz"]), feed.stamp(["user"])
+    feed.changed(["quiz"])
+    assert feed.stamp(["quiz"]) != quiz and feed.stamp(["user"]) == user
+    feed.changed([EVERYTHING])
+    assert feed.stamp(["user"]) != user
+
+
+def test_a_forked_process_listens_on_its_own_connection(stand_in):
+    feed, _notes, connections = stand_in
+    feed.stamp([])
+    _until(lambda: feed.listening, "the listener")
+    before = feed.stamp(["quiz"])
+    feed.forked()  # as in a worker just forked from the server's main process
+    assert feed.stamp(["quiz"]) is None
+    _until(lambda: len(connections) == 2 and feed.listening, "the child's listener")
+    assert feed.stamp(["quiz"]) != before
+
+
+@pytest.mark.parametrize(
+    ("statement", "table"),
+    [
+        (sa.update(User).values(display_name="x"), "user"),
+        (sa.insert(Quiz.__table__), "quiz"),
+        (sa.delete(BestScore.__table__), "best_score"),
+        (sa.insert(Response.__table__), None),  # answers: no kept row shows them
+        (sa.select(User.id), None),
+        (sa.text("SELECT 1"), None),
+        ("  select 1", None),
+        (sa.text("UPDATE \"user\" SET role = 'admin'"), EVERYTHING),
+        ("TRUNCATE quiz CASCADE", EVERYTHING),
+        (sa.DDL("DROP TABLE quiz"), EVERYTHING),
+    ],
+)
+def test_the_tables_a_statement_writes(statement, table):
+    assert changes._written_table(statement) == table
+
+
+# --- on SQLite, or with the feed off: every view reads --------------------------------
+
+
+def test_without_postgresql_nothing_is_kept(app, client, monkeypatch):
+    if app.extensions[changes.EXTENSION] is not None:
+        pytest.skip("PostgreSQL keeps rows: see the tests below")
+    with app.app_context():
+        make_quiz("alpha")
+    hot = _count_hot_statements(monkeypatch)
+    for _ in range(3):
+        assert client.get("/quizzes/alpha/leaderboard").status_code == 200
+    assert len(hot) == 3
+
+
+@requires_postgres
+def test_the_feed_can_be_switched_off(app_config, request, monkeypatch):
+    app_config["CHANGE_FEED"] = "off"
+    app = request.getfixturevalue("app")
+    assert app.extensions[changes.EXTENSION] is None
+    with app.app_context():
+        make_quiz("alpha")
+    client = app.test_client()
+    hot = _count_hot_statements(monkeypatch)
+    for _ in range(3):
+        assert client.get("/quizzes/alpha/leaderboard").status_code == 200
+    assert len(hot) == 3
+
+
+def _count_hot_statements(monkeypatch) -> list:
+    """Every statement hot reads and writes send."""
+    sent = []
+    execute = reads._HotStatement._execute
+
+    def counted(self, connection, params, fetch):
+        sent.append(self.statement)
+        return execute(self, connection, params, fetch)
+
+    monkeypatch.setattr(reads._HotStatement, "_execute", counted)
+    return sent
+
+
+# --- on PostgreSQL --------------------------------------------------------------------
+
+
+@pytest.fixture
+def listening(app):
+    feed = app.extensions[changes.EXTENSION]
+    feed.stamp([])
+    _until(lambda: feed.listening, "the listener")
+    return feed
+
+
+@pytest.fixture
+def other_server():
+    """A connection of another app server (or of psql): its commits reach this
+    process only through PostgreSQL's notifications."""
+    with psycopg.connect(
+        POSTGRES_URL.replace("+psycopg", ""), autocommit=True
+    ) as connection:
+        yield connection
+
+
+@pytest.fixture
+def player(app, client, auth):
+    with app.app_context():
+        make_quiz("alpha")
+        user_id = make_account("pat@example.org", name="Pat").id
+    auth.login("pat@example.org")
+    return user_id
+
+
+@requires_postgres
+def test_warm_pages_ask_the_database_nothing(
+    app, client, player, listening, monkeypatch
+):
+    pages = ["/", "/quizzes/alpha/leaderboard"]
+    for page in pages:
+        assert client.get(page).status_code == 200
+    hot = _count_hot_statements(monkeypatch)
+    sql = []
+    with app.app_context():
+        sa.event.listen(db.engine, "before_cursor_execute", lambda *a: sql.append(a))
+    for page in pages * 3:
+        assert client.get(page).status_code == 200
+    assert hot == [] and sql == []
+
+
+@requires_postgres
+@pytest.mark.parametrize(
+    ("column", "value", "before", "after"),
+    [
+        ("display_name", "Patricia", b">Pat</a>", b">Patricia</a>"),
+        # Signed out everywhere (or password changed) on the other server.
+        ("session_token", "elsewhere", b"Sign out", b"Sign in"),
+    ],
+)
+def test_another_servers_change_shows_once_announced(
+    app, client, player, listening, other_server, column, value, before, after
+):
+    assert before in client.get("/").data
+    stamp = listening.stamp(["user"])
+    other_server.execute(
+        f'UPDATE "user" SET {column} = %s WHERE id = %s', [value, player]
+    )
+    _until(lambda: listening.stamp(["user"]) != stamp, "the notification")
+    page = client.get("/").data
+    assert after in page and before not in page
+
+
+@requires_postgres
+def test_this_servers_own_change_shows_on_the_next_request(
+    app, client, player, listening, monkeypatch
+):
+    """No waiting for the notification: the commit counts its tables itself."""
+    assert b"Pat" in client.get("/").data
+    # The notification never arrives here: only the commit's own count can help.
+    monkeypatch.setattr(listening, "changed", _counting_own_commits_only(listening))
+    with app.app_context():
+        db.session.get(User, player).display_name = "Patricia"
+        db.session.commit()
+    assert b"Patricia" in client.get("/").data
+    with app.app_context():
+        db.session.get(User, player).is_disabled = True
+        db.session.commit()
+    assert b"Sign out" not in client.get("/").data
+
+
+def _counting_own_commits_only(feed):
+    changed = feed.changed
+
+    def own_only(tables):
+        if threading.current_thread().name != "quiz-change-feed":
+            changed(tables)
+
+    return own_only
+
+
+@requires_postgres
+def test_a_rolled_back_change_is_not_kept(app, client, player, listening):
+    assert b"Pat" in client.get("/").data
+    with app.app_context():
+        db.session.get(User, player).display_name = "Never"
+        db.session.flush()
+        db.session.rollback()
+    assert b"Pat" in client.get("/").data
+    assert b"Never" not in client.get("/").data
+
+
+@requires_postgres
+def test_a_finished_attempt_shows_on_the_leaderboard_and_catalogue_at_once(
+    app, client, player, listening
+):
+    assert b"No one has finished" in client.get("/quizzes/alpha/leaderboard").data
+    assert b"Your best" not in client.get("/").data
+    answer_first_and_finish(client, app, start(client))
+    board = client.get("/quizzes/alpha/leaderboard").get_data(as_text=True)
+    assert '<span class="tag">you</span>' in board
+    html = client.get("/").get_data(as_text=True)
+    assert "Your best" in html and "1 / 6" in html
+
+
+@requires_postgres
+def test_the_triggers_announce_each_table(app, listening, other_server):
+    with app.app_context():
+        make_quiz("alpha")
+    for table in changes.WATCHED:
+        stamp = listening.stamp([table])
+        other_server.execute(f'DELETE FROM "{table}" WHERE false')
+        _until(lambda t=table, s=stamp: listening.stamp([t]) != s, f"{table}'s")
