@@ -355,9 +355,11 @@ class CpuMeter:
         app, db = (seconds / max(1, requests) * 1000 for seconds in (app, db))
         if not self.postgres:
             return f"CPU per request: app {app:.2f} ms"
+        if db < 0.005:  # nothing measurable: the page asked the database nothing
+            return f"CPU per request: app {app:.2f} ms, PostgreSQL {db:.2f} ms"
         return (
             f"CPU per request: app {app:.2f} ms, PostgreSQL {db:.2f} ms "
-            f"({app / db if db else float('inf'):.0f} app cores per database core)"
+            f"({app / db:.0f} app cores per database core)"
         )
 
     def _database_pids(self) -> list[int]:

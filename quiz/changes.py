@@ -17,13 +17,16 @@ rows are kept in each process, and PostgreSQL says when they change:
 - While the listener is not connected (starting up, reconnecting, SQLite, or the
   feed switched off with ``QUIZ_CHANGE_FEED=0``) nothing is kept: every view reads,
   as it would without this module. Every connection starts a new epoch, so rows kept
-  before a lost connection are never served after it.
-- This process's own commits count at once, before the commit returns, so the page
-  a form redirects to shows its change. Other servers see it when the notification
-  arrives, within milliseconds.
-- Kept rows also expire after ``MAX_AGE`` seconds: the bound on how stale a row can
-  be should the listener's connection die without PostgreSQL or the network saying
-  so.
+  before a lost connection are never served after it. The listener also sends
+  itself a notification every second: after three seconds without one back (a
+  connection cut without a word, a pooler that takes LISTEN and delivers nothing),
+  nothing is kept either.
+- This process's own commits count at once, so the page a form redirects to shows
+  its change. Other servers see it when the notification arrives, within
+  milliseconds.
+- Only committed rows are kept: a read is not kept once the request's transaction
+  has changed one of its tables.
+- Kept rows also expire after ``MAX_AGE`` seconds, whatever happens.
 
 Each app process holds one more PostgreSQL connection, the listener's.
 """
@@ -31,17 +34,21 @@ Each app process holds one more PostgreSQL connection, the listener's.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
+import time
 from collections.abc import Callable, Hashable, Iterable
 from typing import TypeVar
 
 import sqlalchemy as sa
-from flask import Flask, current_app
+from flask import Flask, current_app, g, has_request_context
 
+from . import reads
 from .cache import VersionedCache
 from .config import flag
 from .extensions import db
+from .models import User  # noqa: F401 - the watched tables, in the metadata
 
 T = TypeVar("T")
 log = logging.getLogger("quiz.changes")
@@ -55,7 +62,8 @@ EVERYTHING = "*"  # a change this process cannot name: forget every kept row
 EXTENSION = "quiz.changes"
 ROWS = "quiz.kept_rows"
 MAX_AGE = 10.0
-CHECK_EVERY = 5.0  # seconds between the listener's checks of its connection
+CHECK_EVERY = 1.0  # seconds between the listener's checks of its connection
+SILENT = 3  # checks without an answer before nothing is kept
 WRITTEN = "quiz_written_tables"
 
 
@@ -63,8 +71,11 @@ class ChangeFeed:
     """This process's count of the changes PostgreSQL announced, per table.
 
     ``stamp`` is taken before a read; the read's result may be served again while
-    ``stamp`` returns the same value. The listener thread starts on first use in each
-    process (so after a server forks its workers).
+    ``stamp`` returns the same value. The listener starts on the first ``stamp`` in
+    each process (so after a server forks its workers). Every ``check_every``
+    seconds it sends itself a notification on a channel of its own: while none has
+    come back for ``SILENT`` times that (a connection cut without a word, or a
+    pooler that takes LISTEN and delivers nothing), nothing is kept.
     """
 
     def __init__(self, connect: Callable, *, check_every: float = CHECK_EVERY):
@@ -73,21 +84,31 @@ class ChangeFeed:
         self._counts: dict[str, int] = {}
         self._epoch = 0
         self._listening = False
+        self._heard = -math.inf  # when the last notification it heard back was sent
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()
 
     @property
     def listening(self) -> bool:
-        return self._listening
+        """Whether what is read now may be kept: connected, and heard lately."""
+        return self._listening and (
+            time.monotonic() - self._heard < self.check_every * SILENT
+        )
 
     def stamp(self, tables: Iterable[str]) -> tuple | None:
-        """The counts of ``tables`` now, or None while nothing may be kept."""
-        if not self._listening:
+        """The counts of ``tables`` now, or None while nothing may be kept (and
+        the listener is started, if it is not running)."""
+        if not self.listening:
             self._start()
             return None
         counts = self._counts
         return (self._epoch, *(counts.get(table, 0) for table in tables))
+
+    def heard_since(self, moment: float) -> bool:
+        """Whether the listener heard back a notification it sent after ``moment``
+        (``time.monotonic()``): then it also heard every change committed before."""
+        return self._heard > moment
 
     def changed(self, tables: Iterable[str]) -> None:
         """Count a change to each of ``tables`` (``EVERYTHING``: to all)."""
@@ -127,18 +148,23 @@ class ChangeFeed:
         while not self._stop.is_set():
             try:
                 with self._connect() as connection:
+                    alive = f"{CHANNEL}_alive_{connection.info.backend_pid}"
                     connection.execute(f"LISTEN {CHANNEL}")
+                    connection.execute(f"LISTEN {alive}")
                     self.changed([EVERYTHING])  # what was kept before is unknown
                     self._listening = True
                     log.info("listening for changes on %s", CHANNEL)
                     wait = 0.5
                     while not self._stop.is_set():
+                        connection.execute(f"NOTIFY {alive}, '{time.monotonic()!r}'")
                         for note in connection.notifies(timeout=self.check_every):
-                            self.changed([note.payload])
-                        connection.execute("SELECT 1")  # still there?
+                            if note.channel == CHANNEL:
+                                self.changed([note.payload])
+                            else:
+                                self._heard = max(self._heard, float(note.payload))
             except Exception as error:  # noqa: BLE001 - any failure: read afresh
                 if self._listening or wait == 0.5:
-                    log.warning("change feed lost (%s): reading every view", error)
+                    log.error("change feed lost (%s): reading every view", error)
             finally:
                 self._listening = False
                 self.changed([EVERYTHING])
@@ -149,39 +175,38 @@ class ChangeFeed:
 _FEEDS: dict[tuple, ChangeFeed] = {}
 
 
-def feed_for(engine: sa.Engine) -> ChangeFeed:
+def feed_for(engine: sa.Engine, connect_args: dict | None = None) -> ChangeFeed:
     """The process's feed for the database of ``engine`` (one listener each)."""
+    connect_args = connect_args or {}
     args, params = engine.dialect.create_connect_args(engine.url)
-    # The connection's settings, without what the dialect makes for each engine
-    # (psycopg's adapters, say): one listener for every engine on the database.
-    params = {
+    # The listener connects as the pool does (the URL's settings, then the engine's
+    # ``connect_args``), with what is its own: autocommit, a name, timeouts and
+    # keepalives. Only plain settings count: what the dialect makes for each
+    # engine (psycopg's adapters, say) is left out, so every engine on the
+    # database shares one listener.
+    settings = {
+        "application_name": "quiz change feed",
+        "connect_timeout": 5,
+        "keepalives": 1,
+        "keepalives_idle": 10,
+        "keepalives_interval": 5,
+        "keepalives_count": 3,
+        "tcp_user_timeout": 10_000,  # ms: unanswered data ends the connection
+        **params,
+        **connect_args,
+        "autocommit": True,
+    }
+    settings = {
         name: value
-        for name, value in params.items()
+        for name, value in settings.items()
         if isinstance(value, str | int | float | bool | None)
     }
-    key = (tuple(args), tuple(sorted(params.items())))
+    key = (tuple(args), tuple(sorted(settings.items())))
     feed = _FEEDS.get(key)
     if feed is None:
-        feed = _FEEDS[key] = ChangeFeed(_listener_connect(engine, args, params))
+        connect = engine.dialect.loaded_dbapi.connect
+        feed = _FEEDS[key] = ChangeFeed(lambda: connect(*args, **settings))
     return feed
-
-
-def _listener_connect(engine: sa.Engine, args: list, params: dict) -> Callable:
-    def connect():
-        return engine.dialect.loaded_dbapi.connect(
-            *args,
-            **params,
-            autocommit=True,
-            application_name="quiz change feed",
-            connect_timeout=5,
-            # A connection cut without a word is noticed within about 25 s.
-            keepalives=1,
-            keepalives_idle=10,
-            keepalives_interval=5,
-            keepalives_count=3,
-        )
-
-    return connect
 
 
 def _forget_parents_feeds() -> None:
@@ -197,13 +222,24 @@ def kept(key: Hashable, tables: tuple[str, ...], read: Callable[[], T]) -> T:
     changes (or ``MAX_AGE``). A None (nothing found) is not kept, so requests for
     what does not exist cannot fill the cache.
 
-    Only for reads of committed rows: never after this request's transaction
-    changed one of ``tables``."""
+    Only committed rows are kept: outside pages that only read, the read is not
+    kept once this request's transaction has changed one of ``tables``."""
     feed = current_app.extensions.get(EXTENSION)
     stamp = None if feed is None else feed.stamp(tables)
-    if stamp is None:
+    if stamp is None or _changed_here(tables):
         return read()
     return current_app.extensions[ROWS].get((key, stamp), read, keep_none=False)
+
+
+def _changed_here(tables: tuple[str, ...]) -> bool:
+    """Whether this request's transaction changed one of ``tables``."""
+    if has_request_context() and g.get("read_only_page"):
+        return False  # autocommit, and writes are refused
+    if not db.session.registry.has():
+        return False
+    connection = db.session().info.get(reads.TRANSACTION_CONNECTION)
+    written = None if connection is None else connection.info.get(WRITTEN)
+    return bool(written) and (EVERYTHING in written or not written.isdisjoint(tables))
 
 
 # --- this process's own changes -------------------------------------------------------
@@ -213,8 +249,9 @@ def _count_own_commits(engine: sa.Engine, feed: ChangeFeed) -> None:
     """Count the watched tables a transaction wrote when it commits, so the next
     request in this process sees the change without waiting for the notification.
 
-    (Counted as the commit starts: a read between that and the commit's end keeps
-    the old row, and the notification that follows the commit drops it.)
+    Counted twice: as the commit starts (the engine's ``commit`` event), and again
+    once it is done (the ORM session's ``after_commit``), so that a read made by
+    another thread between the two is not kept under the new counts.
     """
 
     @sa.event.listens_for(engine, "before_execute")
@@ -224,14 +261,27 @@ def _count_own_commits(engine: sa.Engine, feed: ChangeFeed) -> None:
             connection.info.setdefault(WRITTEN, set()).add(table)
 
     @sa.event.listens_for(engine, "commit")
-    def _committed(connection) -> None:
+    def _committing(connection) -> None:
         written = connection.info.pop(WRITTEN, None)
         if written:
             feed.changed(written)
+            _just_committed.written = (feed, written)
 
     @sa.event.listens_for(engine, "rollback")
     def _rolled_back(connection) -> None:
         connection.info.pop(WRITTEN, None)
+
+
+_just_committed = threading.local()
+
+
+@sa.event.listens_for(db.session, "after_commit")
+def _committed(_session) -> None:
+    done = getattr(_just_committed, "written", None)
+    if done is not None:
+        _just_committed.written = None
+        feed, written = done
+        feed.changed(written)
 
 
 def noted(connection: sa.Connection, table: str) -> None:
@@ -241,10 +291,12 @@ def noted(connection: sa.Connection, table: str) -> None:
 
 
 def _written_table(statement) -> str | None:
+    """The watched table a statement writes, ``EVERYTHING`` if it cannot be told
+    (DDL, SQL text other than a SELECT), or None."""
     if isinstance(statement, sa.sql.dml.UpdateBase):
         name = getattr(statement.table, "name", None)
         return name if name in WATCHED else None
-    if isinstance(statement, sa.sql.Select):
+    if isinstance(statement, sa.sql.selectable.SelectBase):  # incl. UNION, text()
         return None
     text = str(statement) if isinstance(statement, sa.TextClause | str) else None
     if text is not None and text.lstrip()[:6].upper() == "SELECT":
@@ -264,25 +316,29 @@ END
 $$"""
 
 
-def trigger(table: str) -> str:
-    return (
-        f"CREATE TRIGGER quiz_notify_change AFTER INSERT OR UPDATE OR DELETE OR "
-        f'TRUNCATE ON "{table}" FOR EACH STATEMENT EXECUTE FUNCTION '
-        f"quiz_notify_change()"
-    )
+def triggers(table: str) -> list[str]:
+    """The statements that make ``table`` announce its changes (again, if it
+    already did)."""
+    return [
+        f'DROP TRIGGER IF EXISTS quiz_notify_change ON "{table}"',
+        (
+            f"CREATE TRIGGER quiz_notify_change AFTER INSERT OR UPDATE OR DELETE OR "
+            f'TRUNCATE ON "{table}" FOR EACH STATEMENT EXECUTE FUNCTION '
+            f"quiz_notify_change()"
+        ),
+    ]
 
 
 def _create_triggers(metadata: sa.MetaData) -> None:
-    """Tables made by ``create_all`` (tests, ``init-db``) get the triggers that the
-    migrations give a migrated database."""
-    on_postgresql = {"dialect": "postgresql"}
-    sa.event.listen(
-        metadata, "after_create", sa.DDL(FUNCTION).execute_if(**on_postgresql)
-    )
+    """Watched tables made by ``create_all`` (the tests do) get the triggers that
+    the migrations give a migrated database, when each table is made."""
     for table in WATCHED:
-        sa.event.listen(
-            metadata, "after_create", sa.DDL(trigger(table)).execute_if(**on_postgresql)
-        )
+        for statement in [FUNCTION, *triggers(table)]:
+            sa.event.listen(
+                metadata.tables[table],
+                "after_create",
+                sa.DDL(statement).execute_if(dialect="postgresql"),
+            )
 
 
 _create_triggers(db.metadata)
@@ -295,6 +351,7 @@ def init_app(app: Flask) -> None:
     if engine.dialect.name != "postgresql" or not flag(app.config["CHANGE_FEED"]):
         app.extensions[EXTENSION] = None
         return
-    feed = feed_for(engine)
+    options = app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {}
+    feed = feed_for(engine, options.get("connect_args"))
     app.extensions[EXTENSION] = feed
     _count_own_commits(engine, feed)

@@ -131,7 +131,7 @@ class SharedPlayerChanged(RuntimeError):
 def leaves_player_unchanged(view):
     """Mark a form's view that never changes its player (answering a question, say):
     like a page that only reads, it is given the shared copy of the player's row,
-    read without the ORM (inside the form's transaction). Put it above
+    read without the ORM (or kept, ``quiz.changes``). Put it above
     ``login_required``, which loads the player."""
 
     @functools.wraps(view)
@@ -144,7 +144,8 @@ def leaves_player_unchanged(view):
 
 def _load(user_id: int) -> User | None:
     """The player, in the ORM session; on a page that only reads or a view that leaves
-    the player unchanged, a detached copy made from their row as it is now."""
+    the player unchanged, a detached copy made from their row as last committed
+    (kept in this process until it changes, on PostgreSQL: ``quiz.changes``)."""
     if not (g.get("read_only_page") or g.get("player_unchanged")):
         return db.session.scalar(_USER_BY_ID, {"id": user_id})
     row = changes.kept(

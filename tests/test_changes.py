@@ -3,6 +3,7 @@ changed, dropped when it does, and never kept while nobody listens."""
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
@@ -12,7 +13,7 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from quiz import changes, reads
+from quiz import changes, reads, security
 from quiz.changes import EVERYTHING, ChangeFeed
 from quiz.extensions import db
 from quiz.models import BestScore, Quiz, Response, User
@@ -35,12 +36,16 @@ def _until(condition, what: str):
 
 
 class StandInConnection:
-    """Plays PostgreSQL's side of LISTEN: hands out the notifications it is given;
-    ``cut`` makes the connection fail as a lost one does."""
+    """Plays PostgreSQL's side of LISTEN: hands out the notifications put in its
+    queue, and those it sends itself unless ``deaf``; a ``ConnectionError`` in the
+    queue fails it as a lost connection does."""
+
+    deaf = False
 
     def __init__(self, notes: queue.Queue):
         self.notes = notes
         self.statements = []
+        self.info = SimpleNamespace(backend_pid=4242)
 
     def __enter__(self):
         return self
@@ -50,66 +55,88 @@ class StandInConnection:
 
     def execute(self, sql):
         self.statements.append(sql)
+        if sql.startswith("NOTIFY ") and not self.deaf:
+            channel, payload = sql.removeprefix("NOTIFY ").split(", ")
+            self.notes.put((channel, payload.strip("'")))
 
     def notifies(self, timeout):
-        try:
-            note = self.notes.get(timeout=timeout)
-        except queue.Empty:
-            return
-        if note is ConnectionError:
-            raise ConnectionError("connection lost")
-        yield SimpleNamespace(payload=note)
+        end = time.monotonic() + timeout
+        while (left := end - time.monotonic()) > 0:
+            try:
+                note = self.notes.get(timeout=left)
+            except queue.Empty:
+                return
+            if note is ConnectionError:
+                raise ConnectionError("connection lost")
+            yield SimpleNamespace(channel=note[0], payload=note[1])
 
 
 @pytest.fixture
 def stand_in():
-    notes: queue.Queue = queue.Queue()
-    connections = []
+    made = SimpleNamespace(notes=queue.Queue(), connections=[])
 
     def connect():
-        connection = StandInConnection(notes)
-        connections.append(connection)
+        connection = StandInConnection(made.notes)
+        made.connections.append(connection)
         return connection
 
     feed = ChangeFeed(connect, check_every=0.05)
-    yield feed, notes, connections
+    made.feed = feed
+    yield made
     feed.stop()
 
 
-def test_nothing_is_kept_until_the_feed_listens(stand_in):
-    feed, _notes, connections = stand_in
-    assert feed.stamp(["quiz"]) is None  # and the listener starts
+def _listening(feed):
+    feed.stamp([])
     _until(lambda: feed.listening, "the listener")
-    assert connections[0].statements[0] == "LISTEN quiz_changes"
+
+
+def test_nothing_is_kept_until_the_feed_listens(stand_in):
+    feed = stand_in.feed
+    assert feed.stamp(["quiz"]) is None  # and the listener starts
+    _listening(feed)
+    assert stand_in.connections[0].statements[:2] == [
+        "LISTEN quiz_changes",
+        "LISTEN quiz_changes_alive_4242",
+    ]
     assert feed.stamp(["quiz"]) == feed.stamp(["quiz"])
 
 
 def test_a_notification_moves_the_stamps_of_its_table_only(stand_in):
-    feed, notes, _connections = stand_in
-    feed.stamp([])
-    _until(lambda: feed.listening, "the listener")
+    feed = stand_in.feed
+    _listening(feed)
     quiz, user = feed.stamp(["quiz"]), feed.stamp(["user"])
-    notes.put("quiz")
+    stand_in.notes.put(("quiz_changes", "quiz"))
     _until(lambda: feed.stamp(["quiz"]) != quiz, "the notification")
     assert feed.stamp(["user"]) == user
     assert feed.stamp(["user", "quiz"]) != (*user, quiz[1])
 
 
 def test_a_lost_connection_stops_keeping_and_a_new_one_starts_afresh(stand_in):
-    feed, notes, connections = stand_in
-    feed.stamp([])
-    _until(lambda: feed.listening, "the listener")
+    feed = stand_in.feed
+    _listening(feed)
     before = feed.stamp(["quiz"])
-    notes.put(ConnectionError)
-    _until(lambda: len(connections) == 2 and feed.listening, "a new connection")
+    stand_in.notes.put(ConnectionError)
+    _until(lambda: len(stand_in.connections) == 2, "a new connection")
+    _listening(feed)
     # Changes made while nobody listened were not heard: nothing kept survives.
     assert feed.stamp(["quiz"]) != before
 
 
+def test_a_listener_that_hears_nothing_back_keeps_nothing(stand_in, monkeypatch):
+    """A connection cut without a word, or a pooler that takes LISTEN and delivers
+    nothing: the listener's own notifications stop coming back."""
+    feed = stand_in.feed
+    _listening(feed)
+    monkeypatch.setattr(StandInConnection, "deaf", True)
+    _until(lambda: feed.stamp(["quiz"]) is None, "the silence to be noticed")
+    monkeypatch.setattr(StandInConnection, "deaf", False)
+    _until(lambda: feed.stamp(["quiz"]) is not None, "the listener to hear again")
+
+
 def test_own_changes_count_at_once_and_everything_starts_a_new_epoch(stand_in):
-    feed, _notes, _connections = stand_in
-    feed.stamp([])
-    _until(lambda: feed.listening, "the listener")
+    feed = stand_in.feed
+    _listening(feed)
     quiz, user = feed.stamp(["quiz"]), feed.stamp(["user"])
     feed.changed(["quiz"])
     assert feed.stamp(["quiz"]) != quiz and feed.stamp(["user"]) == user
@@ -117,15 +144,26 @@ def test_own_changes_count_at_once_and_everything_starts_a_new_epoch(stand_in):
     assert feed.stamp(["user"]) != user
 
 
-def test_a_forked_process_listens_on_its_own_connection(stand_in):
-    feed, _notes, connections = stand_in
-    feed.stamp([])
-    _until(lambda: feed.listening, "the listener")
+def test_a_forked_worker_listens_on_a_connection_of_its_own(stand_in, monkeypatch):
+    feed = stand_in.feed
+    monkeypatch.setitem(changes._FEEDS, "stand-in", feed)
+    _listening(feed)
     before = feed.stamp(["quiz"])
-    feed.forked()  # as in a worker just forked from the server's main process
-    assert feed.stamp(["quiz"]) is None
-    _until(lambda: len(connections) == 2 and feed.listening, "the child's listener")
-    assert feed.stamp(["quiz"]) != before
+    child = os.fork()
+    if child == 0:  # the worker: nothing of the parent's listener may serve it
+        status = 1
+        try:
+            stand_in.notes = queue.Queue()  # the parent's is not the child's
+            stand_in.connections.clear()
+            if feed.stamp(["quiz"]) is None:
+                _listening(feed)
+                if stand_in.connections and feed.stamp(["quiz"]) != before:
+                    status = 0
+        finally:
+            os._exit(status)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert feed.stamp(["quiz"]) == before  # the parent listens on, unchanged
 
 
 @pytest.mark.parametrize(
@@ -138,6 +176,8 @@ def test_a_forked_process_listens_on_its_own_connection(stand_in):
         (sa.select(User.id), None),
         (sa.text("SELECT 1"), None),
         ("  select 1", None),
+        (sa.union_all(sa.select(User.id), sa.select(Quiz.id)), None),
+        (sa.text("SELECT id FROM quiz").columns(sa.column("id")), None),
         (sa.text("UPDATE \"user\" SET role = 'admin'"), EVERYTHING),
         ("TRUNCATE quiz CASCADE", EVERYTHING),
         (sa.DDL("DROP TABLE quiz"), EVERYTHING),
@@ -203,9 +243,7 @@ def listening(app):
 def other_server():
     """A connection of another app server (or of psql): its commits reach this
     process only through PostgreSQL's notifications."""
-    with psycopg.connect(
-        POSTGRES_URL.replace("+psycopg", ""), autocommit=True
-    ) as connection:
+    with psycopg.connect(_libpq_url(), autocommit=True) as connection:
         yield connection
 
 
@@ -223,6 +261,11 @@ def test_warm_pages_ask_the_database_nothing(
     app, client, player, listening, monkeypatch
 ):
     pages = ["/", "/quizzes/alpha/leaderboard"]
+    for page in pages:
+        assert client.get(page).status_code == 200
+    # Once the set-up's own notifications are in, the pages are kept as they stand.
+    settled = time.monotonic()
+    _until(lambda: listening.heard_since(settled), "the set-up's notifications")
     for page in pages:
         assert client.get(page).status_code == 200
     hot = _count_hot_statements(monkeypatch)
@@ -285,14 +328,27 @@ def _counting_own_commits_only(feed):
 
 
 @requires_postgres
-def test_a_rolled_back_change_is_not_kept(app, client, player, listening):
-    assert b"Pat" in client.get("/").data
+def test_what_a_transaction_changed_is_not_kept_before_it_commits(
+    app, player, listening
+):
+    reads_made = []
+
+    def read():
+        reads_made.append(True)
+        return security._USER_ROW.first(id=player)
+
+    def kept_player():
+        return changes.kept(("player", player), ("user",), read)
+
     with app.app_context():
+        assert kept_player().display_name == "Pat"
+        assert kept_player().display_name == "Pat" and len(reads_made) == 1
         db.session.get(User, player).display_name = "Never"
         db.session.flush()
+        # Read afresh inside the transaction that changed the row, and not kept.
+        assert kept_player().display_name == "Never" and len(reads_made) == 2
         db.session.rollback()
-    assert b"Pat" in client.get("/").data
-    assert b"Never" not in client.get("/").data
+        assert kept_player().display_name == "Pat" and len(reads_made) == 2
 
 
 @requires_postgres
@@ -309,10 +365,55 @@ def test_a_finished_attempt_shows_on_the_leaderboard_and_catalogue_at_once(
 
 
 @requires_postgres
-def test_the_triggers_announce_each_table(app, listening, other_server):
+def test_the_triggers_announce_each_table(app, other_server):
     with app.app_context():
         make_quiz("alpha")
-    for table in changes.WATCHED:
-        stamp = listening.stamp([table])
-        other_server.execute(f'DELETE FROM "{table}" WHERE false')
-        _until(lambda t=table, s=stamp: listening.stamp([t]) != s, f"{table}'s")
+    with psycopg.connect(_libpq_url(), autocommit=True) as listener:
+        listener.execute("LISTEN quiz_changes")
+        for table in changes.WATCHED:  # changes no row: still announced
+            other_server.execute(f'DELETE FROM "{table}" WHERE false')
+        other_server.execute("TRUNCATE content_version")
+        heard = [
+            note.payload
+            for note in listener.notifies(
+                timeout=WAIT, stop_after=len(changes.WATCHED) + 1
+            )
+        ]
+    assert heard == [*changes.WATCHED, "content_version"]
+
+
+def _libpq_url() -> str:
+    return POSTGRES_URL.replace("+psycopg", "")
+
+
+@requires_postgres
+def test_create_all_again_keeps_the_triggers(app):
+    with app.app_context():
+        db.create_all()  # the tables exist: nothing is made, nothing fails
+        with db.engine.connect() as conn:
+            count = conn.scalar(
+                sa.text("SELECT count(*) FROM pg_trigger WHERE tgname = :name"),
+                {"name": "quiz_notify_change"},
+            )
+    assert count == len(changes.WATCHED)
+
+
+@requires_postgres
+def test_the_listener_connects_with_the_urls_and_the_engines_settings(app):
+    """Settings in the URL and the engine's ``connect_args`` (TLS, say) win over the
+    listener's own defaults, as they do for the pool."""
+    url = sa.make_url(POSTGRES_URL).update_query_dict(
+        {"application_name": "quiz listener test", "connect_timeout": "3"}
+    )
+    engine = sa.create_engine(url)
+    feed = changes.feed_for(engine, {"options": "-c statement_timeout=5000"})
+    try:
+        _until(lambda: feed.stamp([]) is not None, "the listener")
+        with engine.connect() as conn:
+            names = conn.scalars(
+                sa.text("SELECT application_name FROM pg_stat_activity")
+            ).all()
+        assert "quiz listener test" in names
+    finally:
+        feed.stop()
+        engine.dispose()

@@ -34,6 +34,7 @@ def upgrade():
         """
     )
     for table in TABLES:
+        op.execute(f'DROP TRIGGER IF EXISTS quiz_notify_change ON "{table}"')
         op.execute(
             f"CREATE TRIGGER quiz_notify_change AFTER INSERT OR UPDATE OR DELETE OR "
             f'TRUNCATE ON "{table}" FOR EACH STATEMENT '
