@@ -1,4 +1,4 @@
-"""Rows kept between requests, dropped as soon as PostgreSQL says they changed.
+"""Rows kept between requests, dropped as soon as the database says they changed.
 
 On PostgreSQL every warm view of the busiest pages still asked the database two
 things: the player's row (the session check) and the page's own row (a quiz and its
@@ -14,8 +14,8 @@ rows are kept in each process, and PostgreSQL says when they change:
 - A kept row carries the counts of its tables, taken *before* it was read: it is
   served again only while they stand. A change that commits during the read moves a
   count, so what the read saw is never served again.
-- While the listener is not connected (starting up, reconnecting, SQLite, or the
-  feed switched off with ``QUIZ_CHANGE_FEED=0``) nothing is kept: every view reads,
+- While the listener is not connected (starting up, reconnecting, or the feed
+  switched off with ``QUIZ_CHANGE_FEED=0``) nothing is kept: every view reads,
   as it would without this module. Every connection starts a new epoch, so rows kept
   before a lost connection are never served after it. The listener also sends
   itself a notification every second: after three seconds without one back (a
@@ -29,6 +29,11 @@ rows are kept in each process, and PostgreSQL says when they change:
 - Kept rows also expire after ``MAX_AGE`` seconds, whatever happens.
 
 Each app process holds one more PostgreSQL connection, the listener's.
+
+SQLite has no notifications, but it counts commits: ``PRAGMA data_version``, read on
+a connection of each process's own that never writes, moves with every commit of
+any other connection, in any process (``DataVersion``). It stands for every table
+at once, and costs a statement per stamp that reads no table.
 """
 
 from __future__ import annotations
@@ -245,7 +250,7 @@ def _changed_here(tables: tuple[str, ...]) -> bool:
 # --- this process's own changes -------------------------------------------------------
 
 
-def _count_own_commits(engine: sa.Engine, feed: ChangeFeed) -> None:
+def _count_own_commits(engine: sa.Engine, feed: ChangeFeed | DataVersion) -> None:
     """Count the watched tables a transaction wrote when it commits, so the next
     request in this process sees the change without waiting for the notification.
 
@@ -286,7 +291,7 @@ def _committed(_session) -> None:
 
 def noted(connection: sa.Connection, table: str) -> None:
     """Note a write to ``table`` made past SQLAlchemy's events (a ``HotWrite``)."""
-    if table in WATCHED and connection.dialect.name == "postgresql":
+    if table in WATCHED:
         connection.info.setdefault(WRITTEN, set()).add(table)
 
 
@@ -344,14 +349,54 @@ def _create_triggers(metadata: sa.MetaData) -> None:
 _create_triggers(db.metadata)
 
 
+# --- SQLite ------------------------------------------------------------------------
+
+
+class DataVersion:
+    """SQLite's stand-in for the feed: the database's ``data_version``, read on a
+    connection of this process's own (one per thread) that never writes, moves
+    with every commit of every other connection, in any process. One number for
+    the whole database: any commit drops every kept row."""
+
+    def __init__(self, connect: Callable):
+        self._connect = connect
+        self._mine = threading.local()
+
+    def stamp(self, _tables: Iterable[str]) -> tuple:
+        mine = self._mine
+        if getattr(mine, "pid", None) != os.getpid():  # new thread or forked worker
+            mine.connection = self._connect()
+            mine.pid = os.getpid()
+        return (mine.connection.execute("PRAGMA data_version").fetchone()[0],)
+
+    def changed(self, _tables: Iterable[str]) -> None:
+        """Commits move the data version themselves."""
+
+
+def _data_version(engine: sa.Engine, connect_args: dict) -> DataVersion | None:
+    """The watcher of a SQLite database in a file (None in memory: a connection of
+    its own would see another database)."""
+    database = engine.url.database
+    if not database or database == ":memory:" or "mode=memory" in database:
+        return None
+    args, params = engine.dialect.create_connect_args(engine.url)
+    params = {**params, **connect_args}
+    connect = engine.dialect.loaded_dbapi.connect
+    return DataVersion(lambda: connect(*args, **params))
+
+
 def init_app(app: Flask) -> None:
     app.extensions[ROWS] = VersionedCache(size=8192, max_age=MAX_AGE)
     with app.app_context():
         engine = db.engine
-    if engine.dialect.name != "postgresql" or not flag(app.config["CHANGE_FEED"]):
-        app.extensions[EXTENSION] = None
-        return
     options = app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {}
-    feed = feed_for(engine, options.get("connect_args"))
+    connect_args = options.get("connect_args") or {}
+    feed = None
+    if flag(app.config["CHANGE_FEED"]):
+        if engine.dialect.name == "postgresql":
+            feed = feed_for(engine, connect_args)
+        elif engine.dialect.name == "sqlite":
+            feed = _data_version(engine, connect_args)
     app.extensions[EXTENSION] = feed
-    _count_own_commits(engine, feed)
+    if feed is not None:
+        _count_own_commits(engine, feed)

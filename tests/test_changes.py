@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import queue
+import sqlite3
 import threading
 import time
 from types import SimpleNamespace
@@ -187,21 +188,9 @@ def test_the_tables_a_statement_writes(statement, table):
     assert changes._written_table(statement) == table
 
 
-# --- on SQLite, or with the feed off: every view reads --------------------------------
+# --- on either database ----------------------------------------------------------------
 
 
-def test_without_postgresql_nothing_is_kept(app, client, monkeypatch):
-    if app.extensions[changes.EXTENSION] is not None:
-        pytest.skip("PostgreSQL keeps rows: see the tests below")
-    with app.app_context():
-        make_quiz("alpha")
-    hot = _count_hot_statements(monkeypatch)
-    for _ in range(3):
-        assert client.get("/quizzes/alpha/leaderboard").status_code == 200
-    assert len(hot) == 3
-
-
-@requires_postgres
 def test_the_feed_can_be_switched_off(app_config, request, monkeypatch):
     app_config["CHANGE_FEED"] = "off"
     app = request.getfixturevalue("app")
@@ -213,6 +202,14 @@ def test_the_feed_can_be_switched_off(app_config, request, monkeypatch):
     for _ in range(3):
         assert client.get("/quizzes/alpha/leaderboard").status_code == 200
     assert len(hot) == 3
+
+
+def test_sqlite_in_memory_keeps_nothing(app_config, request):
+    if POSTGRES_URL:
+        pytest.skip("SQLite test")
+    app_config["DATABASE_URL"] = "sqlite://"
+    app = request.getfixturevalue("app")
+    assert app.extensions[changes.EXTENSION] is None
 
 
 def _count_hot_statements(monkeypatch) -> list:
@@ -228,23 +225,47 @@ def _count_hot_statements(monkeypatch) -> list:
     return sent
 
 
-# --- on PostgreSQL --------------------------------------------------------------------
-
-
 @pytest.fixture
 def listening(app):
+    """The app's feed, once it may keep rows."""
     feed = app.extensions[changes.EXTENSION]
-    feed.stamp([])
-    _until(lambda: feed.listening, "the listener")
+    _until(lambda: feed.stamp([]) is not None, "the listener")
     return feed
 
 
+def _settled(feed) -> None:
+    """Wait until the notifications of what was committed so far are in."""
+    if isinstance(feed, ChangeFeed):
+        moment = time.monotonic()
+        _until(lambda: feed.heard_since(moment), "the notifications so far")
+
+
+class OtherServer:
+    """A connection of another app server (or of psql, or sqlite3): its commits
+    reach this process only as PostgreSQL's notifications or SQLite's data
+    version."""
+
+    def __init__(self, app):
+        if POSTGRES_URL:
+            self.connection = psycopg.connect(_libpq_url(), autocommit=True)
+        else:
+            url = sa.make_url(app.config["SQLALCHEMY_DATABASE_URI"])
+            self.connection = sqlite3.connect(url.database, isolation_level=None)
+
+    def execute(self, sql: str, params=()):
+        if not POSTGRES_URL:
+            sql = sql.replace("%s", "?")
+        self.connection.execute(sql, params)
+
+    def close(self):
+        self.connection.close()
+
+
 @pytest.fixture
-def other_server():
-    """A connection of another app server (or of psql): its commits reach this
-    process only through PostgreSQL's notifications."""
-    with psycopg.connect(_libpq_url(), autocommit=True) as connection:
-        yield connection
+def other_server(app):
+    server = OtherServer(app)
+    yield server
+    server.close()
 
 
 @pytest.fixture
@@ -256,7 +277,6 @@ def player(app, client, auth):
     return user_id
 
 
-@requires_postgres
 def test_warm_pages_ask_the_database_nothing(
     app, client, player, listening, monkeypatch
 ):
@@ -264,8 +284,7 @@ def test_warm_pages_ask_the_database_nothing(
     for page in pages:
         assert client.get(page).status_code == 200
     # Once the set-up's own notifications are in, the pages are kept as they stand.
-    settled = time.monotonic()
-    _until(lambda: listening.heard_since(settled), "the set-up's notifications")
+    _settled(listening)
     for page in pages:
         assert client.get(page).status_code == 200
     hot = _count_hot_statements(monkeypatch)
@@ -274,10 +293,13 @@ def test_warm_pages_ask_the_database_nothing(
         sa.event.listen(db.engine, "before_cursor_execute", lambda *a: sql.append(a))
     for page in pages * 3:
         assert client.get(page).status_code == 200
-    assert hot == [] and sql == []
+    assert hot == []
+    if POSTGRES_URL:
+        assert sql == []
+    else:  # only SQLite's data version, on a connection of its own
+        assert not any(statement[2] != "PRAGMA data_version" for statement in sql)
 
 
-@requires_postgres
 @pytest.mark.parametrize(
     ("column", "value", "before", "after"),
     [
@@ -286,7 +308,7 @@ def test_warm_pages_ask_the_database_nothing(
         ("session_token", "elsewhere", b"Sign out", b"Sign in"),
     ],
 )
-def test_another_servers_change_shows_once_announced(
+def test_another_servers_change_shows_once_it_commits(
     app, client, player, listening, other_server, column, value, before, after
 ):
     assert before in client.get("/").data
@@ -294,16 +316,16 @@ def test_another_servers_change_shows_once_announced(
     other_server.execute(
         f'UPDATE "user" SET {column} = %s WHERE id = %s', [value, player]
     )
-    _until(lambda: listening.stamp(["user"]) != stamp, "the notification")
+    _until(lambda: listening.stamp(["user"]) != stamp, "the change to be heard")
     page = client.get("/").data
     assert after in page and before not in page
 
 
-@requires_postgres
 def test_this_servers_own_change_shows_on_the_next_request(
     app, client, player, listening, monkeypatch
 ):
-    """No waiting for the notification: the commit counts its tables itself."""
+    """No waiting for the notification: the commit counts its tables itself (on
+    SQLite the data version moves with it)."""
     assert b"Pat" in client.get("/").data
     # The notification never arrives here: only the commit's own count can help.
     monkeypatch.setattr(listening, "changed", _counting_own_commits_only(listening))
@@ -327,7 +349,6 @@ def _counting_own_commits_only(feed):
     return own_only
 
 
-@requires_postgres
 def test_what_a_transaction_changed_is_not_kept_before_it_commits(
     app, player, listening
 ):
@@ -351,7 +372,6 @@ def test_what_a_transaction_changed_is_not_kept_before_it_commits(
         assert kept_player().display_name == "Pat" and len(reads_made) == 2
 
 
-@requires_postgres
 def test_a_finished_attempt_shows_on_the_leaderboard_and_catalogue_at_once(
     app, client, player, listening
 ):
@@ -417,3 +437,21 @@ def test_the_listener_connects_with_the_urls_and_the_engines_settings(app):
     finally:
         feed.stop()
         engine.dispose()
+
+
+def test_sqlite_data_version_is_read_per_thread_and_moves_with_commits(
+    app, other_server
+):
+    if POSTGRES_URL:
+        pytest.skip("SQLite test")
+    feed = app.extensions[changes.EXTENSION]
+    assert isinstance(feed, changes.DataVersion)
+    here = feed.stamp([])
+    assert feed.stamp([]) == here
+    elsewhere = []
+    thread = threading.Thread(target=lambda: elsewhere.append(feed.stamp([])))
+    thread.start()
+    thread.join()
+    assert elsewhere and elsewhere[0] is not None  # its own connection, same thread
+    other_server.execute("UPDATE content_version SET version = version + 1")
+    assert feed.stamp([]) != here
