@@ -17,15 +17,16 @@ rows are kept in each process, and PostgreSQL says when they change:
 - While the listener is not connected (starting up, reconnecting, or the feed
   switched off with ``QUIZ_CHANGE_FEED=0``) nothing is kept: every view reads,
   as it would without this module. Every connection starts a new epoch, so rows kept
-  before a lost connection are never served after it. The listener also sends
-  itself a notification every second: after three seconds without one back (a
-  connection cut without a word, a pooler that takes LISTEN and delivers nothing),
-  nothing is kept either.
+  before a lost connection are never served after it. Every second the listener
+  also has a heartbeat sent to it from a pooled connection, as changes are: after
+  three seconds without one back (a connection cut without a word, a pooler that
+  takes LISTEN and delivers nothing), nothing is kept either.
 - This process's own commits count at once, so the page a form redirects to shows
   its change. Other servers see it when the notification arrives, within
   milliseconds.
 - Only committed rows are kept: a read is not kept once the request's transaction
-  has changed one of its tables.
+  has changed one of its tables, nor, on SQLite, inside a transaction that began
+  without the write lock (its snapshot may be older than the stamp).
 - Kept rows also expire after ``MAX_AGE`` seconds, whatever happens.
 
 Each app process holds one more PostgreSQL connection, the listener's.
@@ -38,22 +39,26 @@ at once, and costs a statement per stamp that reads no table.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
+import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterable
 from typing import TypeVar
 
 import sqlalchemy as sa
-from flask import Flask, current_app, g, has_request_context
+from flask import Flask, current_app, g, has_app_context, has_request_context
 
 from . import reads
 from .cache import VersionedCache
 from .config import flag
 from .extensions import db
 from .models import User  # noqa: F401 - the watched tables, in the metadata
+from .sqlite import wants_write_lock
 
 T = TypeVar("T")
 log = logging.getLogger("quiz.changes")
@@ -78,13 +83,21 @@ class ChangeFeed:
     ``stamp`` is taken before a read; the read's result may be served again while
     ``stamp`` returns the same value. The listener starts on the first ``stamp`` in
     each process (so after a server forks its workers). Every ``check_every``
-    seconds it sends itself a notification on a channel of its own: while none has
-    come back for ``SILENT`` times that (a connection cut without a word, or a
-    pooler that takes LISTEN and delivers nothing), nothing is kept.
+    seconds ``notify`` sends it a heartbeat on a channel of its own, from another
+    session (as changes come): while none has come back for ``SILENT`` times that
+    (a connection cut without a word, or a pooler that takes LISTEN and delivers
+    nothing), nothing is kept.
     """
 
-    def __init__(self, connect: Callable, *, check_every: float = CHECK_EVERY):
+    def __init__(
+        self,
+        connect: Callable,
+        notify: Callable[[str, str], None],
+        *,
+        check_every: float = CHECK_EVERY,
+    ):
         self._connect = connect
+        self._notify = notify
         self.check_every = check_every
         self._counts: dict[str, int] = {}
         self._epoch = 0
@@ -135,8 +148,10 @@ class ChangeFeed:
         """In a new child process: the parent's thread and connection are not ours."""
         self._thread = None
         self._listening = False
+        self._heard = -math.inf
         self._epoch += 1
         self._lock = threading.Lock()
+        self._stop = threading.Event()
 
     def _start(self) -> None:
         if self._thread is not None or self._stop.is_set():
@@ -153,19 +168,23 @@ class ChangeFeed:
         while not self._stop.is_set():
             try:
                 with self._connect() as connection:
-                    alive = f"{CHANNEL}_alive_{connection.info.backend_pid}"
+                    me = connection.info.backend_pid
+                    alive = f"{CHANNEL}_alive_{me}"
                     connection.execute(f"LISTEN {CHANNEL}")
                     connection.execute(f"LISTEN {alive}")
+                    self._heard = -math.inf
                     self.changed([EVERYTHING])  # what was kept before is unknown
                     self._listening = True
                     log.info("listening for changes on %s", CHANNEL)
                     wait = 0.5
                     while not self._stop.is_set():
-                        connection.execute(f"NOTIFY {alive}, '{time.monotonic()!r}'")
+                        # Sent by another session, as every change is: it comes
+                        # back only if their notifications reach this connection.
+                        self._notify(alive, repr(time.monotonic()))
                         for note in connection.notifies(timeout=self.check_every):
                             if note.channel == CHANNEL:
                                 self.changed([note.payload])
-                            else:
+                            elif note.pid != me:
                                 self._heard = max(self._heard, float(note.payload))
             except Exception as error:  # noqa: BLE001 - any failure: read afresh
                 if self._listening or wait == 0.5:
@@ -210,8 +229,24 @@ def feed_for(engine: sa.Engine, connect_args: dict | None = None) -> ChangeFeed:
     feed = _FEEDS.get(key)
     if feed is None:
         connect = engine.dialect.loaded_dbapi.connect
-        feed = _FEEDS[key] = ChangeFeed(lambda: connect(*args, **settings))
+        feed = _FEEDS[key] = ChangeFeed(
+            lambda: connect(*args, **settings), _notifier(engine)
+        )
     return feed
+
+
+def _notifier(engine: sa.Engine) -> Callable[[str, str], None]:
+    """Send a notification from one of the pool's connections, as changes are."""
+
+    def notify(channel: str, payload: str) -> None:
+        with engine.connect() as connection:
+            connection.execute(_NOTIFY, {"channel": channel, "payload": payload})
+            connection.commit()
+
+    return notify
+
+
+_NOTIFY = sa.select(sa.func.pg_notify(sa.bindparam("channel"), sa.bindparam("payload")))
 
 
 def _forget_parents_feeds() -> None:
@@ -295,14 +330,21 @@ def noted(connection: sa.Connection, table: str) -> None:
         connection.info.setdefault(WRITTEN, set()).add(table)
 
 
+_SAVEPOINTS = (
+    sa.sql.elements.SavepointClause
+    | sa.sql.elements.ReleaseSavepointClause
+    | sa.sql.elements.RollbackToSavepointClause
+)
+
+
 def _written_table(statement) -> str | None:
     """The watched table a statement writes, ``EVERYTHING`` if it cannot be told
     (DDL, SQL text other than a SELECT), or None."""
     if isinstance(statement, sa.sql.dml.UpdateBase):
         name = getattr(statement.table, "name", None)
         return name if name in WATCHED else None
-    if isinstance(statement, sa.sql.selectable.SelectBase):  # incl. UNION, text()
-        return None
+    if isinstance(statement, sa.sql.selectable.SelectBase | _SAVEPOINTS):
+        return None  # incl. UNION and textual selects; savepoints change nothing
     text = str(statement) if isinstance(statement, sa.TextClause | str) else None
     if text is not None and text.lstrip()[:6].upper() == "SELECT":
         return None
@@ -356,31 +398,71 @@ class DataVersion:
     """SQLite's stand-in for the feed: the database's ``data_version``, read on a
     connection of this process's own (one per thread) that never writes, moves
     with every commit of every other connection, in any process. One number for
-    the whole database: any commit drops every kept row."""
+    the whole database: any commit drops every kept row.
+
+    The number is the watcher connection's own count (each starts at the same
+    value), so a stamp also names its connection: stamps of two threads never
+    match.
+    """
 
     def __init__(self, connect: Callable):
         self._connect = connect
         self._mine = threading.local()
+        self._inherited: list = []  # a forked parent's connections: never touched
+        self._made = itertools.count()
 
-    def stamp(self, _tables: Iterable[str]) -> tuple:
+    def stamp(self, _tables: Iterable[str]) -> tuple | None:
+        """The version now, or None (nothing kept) where the read that follows
+        may see an older snapshot of the database, or the watcher failed."""
+        if not _snapshot_is_current():
+            return None
         mine = self._mine
-        if getattr(mine, "pid", None) != os.getpid():  # new thread or forked worker
-            mine.connection = self._connect()
-            mine.pid = os.getpid()
-        return (mine.connection.execute("PRAGMA data_version").fetchone()[0],)
+        try:
+            if getattr(mine, "pid", None) != os.getpid():  # new thread or worker
+                if getattr(mine, "connection", None) is not None:
+                    self._inherited.append(mine.connection)
+                mine.connection = self._connect()
+                mine.pid = os.getpid()
+                mine.name = (os.getpid(), next(self._made))
+            version = mine.connection.execute("PRAGMA data_version").fetchone()[0]
+        except sqlite3.Error as error:
+            log.error("SQLite data version unreadable (%s): reading every view", error)
+            mine.pid = None
+            return None
+        return (mine.name, version)
 
     def changed(self, _tables: Iterable[str]) -> None:
         """Commits move the data version themselves."""
 
 
+def _snapshot_is_current() -> bool:
+    """Whether a read now sees every commit made before it: not so inside a
+    SQLite transaction that began without the write lock (its snapshot may be
+    older). Pages that only read run without one, forms take the lock first."""
+    if has_request_context() and g.get("read_only_page"):
+        return True
+    if not has_app_context() or not db.session.registry.has():
+        return True
+    return not db.session().in_transaction() or wants_write_lock()
+
+
 def _data_version(engine: sa.Engine, connect_args: dict) -> DataVersion | None:
     """The watcher of a SQLite database in a file (None in memory: a connection of
     its own would see another database)."""
-    database = engine.url.database
-    if not database or database == ":memory:" or "mode=memory" in database:
+    url = engine.url
+    database = url.database or ""
+    if (
+        not database
+        or ":memory:" in database
+        or url.query.get("mode") == "memory"
+        or "mode=memory" in database
+    ):
         return None
-    args, params = engine.dialect.create_connect_args(engine.url)
-    params = {**params, **connect_args}
+    args, params = engine.dialect.create_connect_args(url)
+    # Autocommit: a watcher inside a transaction would see one version for good.
+    params = {**params, **connect_args, "isolation_level": None}
+    if sys.version_info >= (3, 12):
+        params["autocommit"] = True
     connect = engine.dialect.loaded_dbapi.connect
     return DataVersion(lambda: connect(*args, **params))
 

@@ -32,7 +32,9 @@ LONGEST_PAUSE = 0.001
 READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def _wants_write_lock() -> bool:
+def wants_write_lock() -> bool:
+    """Whether a transaction begun now takes the write lock first (BEGIN
+    IMMEDIATE): in requests that change state and inside ``write_intent()``."""
     if _write_intent.get():
         return True
     return has_request_context() and request.method not in READ_ONLY_METHODS
@@ -72,7 +74,7 @@ def configure(engine: Engine) -> None:
     def _on_begin(connection):
         if _read_only_page():
             return  # each statement is its own transaction
-        if _wants_write_lock():
+        if wants_write_lock():
             _begin_immediate(connection)
         else:
             connection.exec_driver_sql("BEGIN")

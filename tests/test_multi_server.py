@@ -377,6 +377,14 @@ def _is_signed_in(browser: Browser, server: Server) -> bool:
     return page.path == "/auth/account"  # otherwise sent to the sign-in page
 
 
+def _plays_signed_in(browser: Browser, server: Server) -> bool:
+    """Whether the catalogue shows the account signed in: a play page, which checks
+    the session against the player's row as the server keeps it (quiz.changes)."""
+    page = browser.get(server.url + "/")
+    assert page.status == 200, page.html
+    return "Sign out" in page.html
+
+
 def _start_quiz(browser: Browser, server: Server) -> Page:
     """Start an attempt; the page is its first question."""
     quiz = browser.get(f"{server.url}/quizzes/{QUIZ}")
@@ -536,6 +544,9 @@ def test_signing_out_on_one_server_ends_the_session_on_the_other(servers):
     assert _sign_in(laptop, a, PLAYER, PASSWORD).status == 200
     assert _sign_in(phone, b, PLAYER, PASSWORD).status == 200
     assert _is_signed_in(laptop, b) and _is_signed_in(phone, a)
+    # Both servers' workers keep the account's row for the catalogue.
+    for _ in range(4):
+        assert _plays_signed_in(phone, a) and _plays_signed_in(phone, b)
     old_laptop_cookies = laptop.copy()
 
     home = laptop.get(b.url + "/")
@@ -544,6 +555,8 @@ def test_signing_out_on_one_server_ends_the_session_on_the_other(servers):
 
     # The account's session token changed in the database both servers read; A
     # hears of it from PostgreSQL (quiz.changes) within milliseconds.
-    assert _soon(lambda: not _is_signed_in(phone, a))
+    assert _soon(lambda: not _plays_signed_in(phone, a))
+    assert _soon(lambda: not _plays_signed_in(phone, b))  # and B's other worker
+    assert not _is_signed_in(phone, a)
     assert not _is_signed_in(phone, b)
     assert not _is_signed_in(old_laptop_cookies, a)
