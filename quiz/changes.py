@@ -204,10 +204,10 @@ def feed_for(engine: sa.Engine, connect_args: dict | None = None) -> ChangeFeed:
     connect_args = connect_args or {}
     args, params = engine.dialect.create_connect_args(engine.url)
     # The listener connects as the pool does (the URL's settings, then the engine's
-    # ``connect_args``), with what is its own: autocommit, a name, timeouts and
-    # keepalives. Only plain settings count: what the dialect makes for each
-    # engine (psycopg's adapters, say) is left out, so every engine on the
-    # database shares one listener.
+    # ``connect_args``, TLS files included), with what is its own: autocommit, a
+    # name, timeouts and keepalives. What the dialect makes for each engine
+    # (psycopg's adapters, say) is left out, so every engine on the database
+    # shares one listener.
     settings = {
         "application_name": "quiz change feed",
         "connect_timeout": 5,
@@ -216,16 +216,14 @@ def feed_for(engine: sa.Engine, connect_args: dict | None = None) -> ChangeFeed:
         "keepalives_interval": 5,
         "keepalives_count": 3,
         "tcp_user_timeout": 10_000,  # ms: unanswered data ends the connection
-        **params,
-        **connect_args,
+        **{name: value for name, value in params.items() if _plain(value)},
+        **{
+            name: os.fspath(value) if isinstance(value, os.PathLike) else value
+            for name, value in connect_args.items()
+        },
         "autocommit": True,
     }
-    settings = {
-        name: value
-        for name, value in settings.items()
-        if isinstance(value, str | int | float | bool | None)
-    }
-    key = (tuple(args), tuple(sorted(settings.items())))
+    key = (tuple(args), tuple(sorted((n, repr(v)) for n, v in settings.items())))
     feed = _FEEDS.get(key)
     if feed is None:
         connect = engine.dialect.loaded_dbapi.connect
@@ -233,6 +231,10 @@ def feed_for(engine: sa.Engine, connect_args: dict | None = None) -> ChangeFeed:
             lambda: connect(*args, **settings), _notifier(engine)
         )
     return feed
+
+
+def _plain(value) -> bool:
+    return isinstance(value, str | int | float | bool | None)
 
 
 def _notifier(engine: sa.Engine) -> Callable[[str, str], None]:

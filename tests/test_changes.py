@@ -433,7 +433,7 @@ def test_the_listener_connects_with_the_urls_and_the_engines_settings(app):
         {"application_name": "quiz listener test", "connect_timeout": "3"}
     )
     engine = sa.create_engine(url)
-    feed = changes.feed_for(engine, {"options": "-c statement_timeout=5000"})
+    feed = changes.feed_for(engine, {"options": "-c statement_timeout=4321"})
     try:
         _until(lambda: feed.stamp([]) is not None, "the listener")
         with engine.connect() as conn:
@@ -441,6 +441,9 @@ def test_the_listener_connects_with_the_urls_and_the_engines_settings(app):
                 sa.text("SELECT application_name FROM pg_stat_activity")
             ).all()
         assert "quiz listener test" in names
+        with feed._connect() as listener:  # connects as the listener does
+            timeout = listener.execute("SHOW statement_timeout").fetchone()[0]
+        assert timeout == "4321ms"
     finally:
         feed.stop()
         engine.dispose()
