@@ -429,7 +429,9 @@ class DataVersion:
             version = mine.connection.execute("PRAGMA data_version").fetchone()[0]
         except sqlite3.Error as error:
             log.error("SQLite data version unreadable (%s): reading every view", error)
-            mine.pid = None
+            broken, mine.connection, mine.pid = mine.connection, None, None
+            if broken is not None:
+                broken.close()  # the next stamp opens another
             return None
         return (mine.name, version)
 

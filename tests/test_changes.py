@@ -485,3 +485,23 @@ def test_sqlite_keeps_nothing_inside_a_transaction_without_the_write_lock(
         assert listening.stamp(["user"]) is None
         db.session.rollback()
         assert listening.stamp(["user"]) is not None
+
+
+def test_sqlite_watcher_that_fails_reads_afresh_then_reconnects(app, monkeypatch):
+    if POSTGRES_URL:
+        pytest.skip("SQLite test")
+    feed = app.extensions[changes.EXTENSION]
+    assert feed.stamp([]) is not None
+
+    class Broken:
+        closed = False
+
+        def execute(self, _sql):
+            raise sqlite3.OperationalError("disk I/O error")
+
+        def close(self):
+            Broken.closed = True
+
+    monkeypatch.setattr(feed._mine, "connection", Broken())
+    assert feed.stamp([]) is None and Broken.closed  # nothing kept, nothing raised
+    assert feed.stamp([]) is not None  # a new watcher connection
