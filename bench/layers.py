@@ -1,11 +1,10 @@
 """What a page costs before its content: the app's layers, one at a time.
 
 Serves, with the same gunicorn settings as the other benchmarks, the bare-Flask
-ceiling and the quiz app with three probe views added in this module only (the app
-itself has no such routes), then the real leaderboard, all signed in as the same
-guest on the 1,000,000-attempt database:
-
-Like the play pages, the probes read without a transaction.
+ceiling and the quiz app with probe views added in this module only (the app itself
+has no such routes), on the 1,000,000-attempt database. First a page, up to the real
+leaderboard, signed in as the same guest; like the play pages, these probes read
+without a transaction:
 
 - ``/probe/ok``: "ok" through every hook of the app (session cookie, the security
   headers, CSRF and rate-limit checks, database session teardown), not signed in;
@@ -15,6 +14,19 @@ Like the play pages, the probes read without a transaction.
   in: what any page costs before its own content;
 - the quiz leaderboard.
 
+Then a form's POST, up to answering a question, each request with its CSRF token
+and the session of a guest with open attempts (as in ``bench.pages``):
+
+- ``POST /probe/post/<attempt>/<position>``: the CSRF check, the player's session,
+  and the redirect that answering sends, with no database work;
+- ``POST /probe/write/<attempt>/<position>``: the same, plus the smallest write
+  transaction, run as answering runs its own: one INSERT (into a table of its own,
+  ``bench_probe_write``, made in the bench databases only) on the session's
+  connection, begun with ``BEGIN IMMEDIATE`` on SQLite, then COMMIT;
+- answering the question itself (``bench.pages``).
+
+Under each figure, the CPU time per request of the workers (and of PostgreSQL).
+
     .venv/bin/python -m bench.layers [--db sqlite|postgresql|both] [--seconds 10]
 """
 
@@ -22,11 +34,17 @@ from __future__ import annotations
 
 import argparse
 import os
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlalchemy as sa
 
 from bench import players
 from bench.common import (
     BOARD_QUIZ,
+    WORK,
     WORKERS,
+    CpuMeter,
     Dataset,
     ensure_dataset,
     flask_env,
@@ -34,18 +52,34 @@ from bench.common import (
     row,
     wrk,
 )
+from bench.pages import Served
+
+ANSWERS = WORK / "answers.lua"
 
 PROBE_PAGE = """{% extends "base.html" %}{% block title %}Probe{% endblock %}
 {% block content %}<p>Probe.</p>{% endblock %}"""
 
 
+# The write probe's table: in the bench databases only, never in the app's schema.
+PROBE_WRITES = sa.Table(
+    "bench_probe_write",
+    sa.MetaData(),
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("attempt_id", sa.Integer, nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+)
+
+
 def create_app():
     """The quiz app with the probe views (``gunicorn 'bench.layers:create_app()'``)."""
-    from flask import Blueprint
-    from flask_login import current_user
+    from flask import Blueprint, redirect, url_for
+    from flask_login import current_user, login_required
 
     from quiz import create_app as create_quiz_app
+    from quiz.extensions import db
     from quiz.play import _read_only_pages as read_only_pages
+    from quiz.reads import HotWrite
+    from quiz.security import leaves_player_unchanged
 
     app = create_quiz_app()
     page = app.jinja_env.from_string(PROBE_PAGE)
@@ -68,7 +102,43 @@ def create_app():
     probes.add_url_rule("/signed-in", "signed_in", signed_in)
     probes.add_url_rule("/layout", "layout", layout)
     app.register_blueprint(probes)
+
+    # Forms' POSTs, as answering is served (see the module's notes).
+    record = HotWrite(sa.insert(PROBE_WRITES), columns=("attempt_id", "position"))
+
+    def posted(attempt_id: int, position: int):
+        return redirect(
+            url_for("play.question", attempt_id=attempt_id, position=position)
+        )
+
+    def written(attempt_id: int, position: int):
+        record.run(attempt_id=attempt_id, position=position)
+        db.session.commit()
+        return posted(attempt_id, position)
+
+    forms = Blueprint("probe_forms", __name__, url_prefix="/probe")
+    for name, view in (("post", posted), ("write", written)):
+        forms.add_url_rule(
+            f"/{name}/<int:attempt_id>/<int:position>",
+            name,
+            leaves_player_unchanged(login_required(view)),
+            methods=["POST"],
+        )
+    app.register_blueprint(forms)
     return app
+
+
+def probe_script(answers: list[tuple[str, str, str]], probe: str) -> Path:
+    """A wrk script posting the prepared answers' forms to a probe instead."""
+    moved = [
+        (
+            path.replace("/attempts/", f"/probe/{probe}/").replace("/questions/", "/"),
+            cookie,
+            body,
+        )
+        for path, cookie, body in answers
+    ]
+    return players.answer_script(moved, WORK / f"probe-{probe}.lua")
 
 
 def main() -> None:
@@ -91,23 +161,47 @@ def main() -> None:
 def run(kind: str, args) -> None:
     data = ensure_dataset(Dataset(kind, 100_000, 1_000_000))
     measure = {"seconds": args.seconds, "connections": args.connections}
+    postgres = kind == "postgresql"
     print(f"\n{kind}")
     with gunicorn("bench.bare:app", flask_env(data.url)) as bare:
+        cpu = CpuMeter(bare.worker_pids(), postgres=False)
+        cpu.start()
         ceiling = wrk(bare.url + "/", **measure)
+        used = cpu.per_request(ceiling.requests)
     print(row("bare Flask (ceiling)", ceiling, None))
+    print(f"{'':34} {used}")
     app = players.local_app(data.url)
     client, player = players.guest(app, "Layers Player")
     players.play_through(app, client, player, BOARD_QUIZ)
+    answers = players.open_answers(app, players.ANSWERS_PER_SECOND * args.seconds)
+    with data_engine(data.url) as engine:
+        PROBE_WRITES.create(engine, checkfirst=True)
     with gunicorn("bench.layers:create_app()", flask_env(data.url)) as server:
-        anonymous = wrk(server.url + "/probe/ok", **measure)
-        print(row("app hooks, not signed in", anonymous, ceiling))
+        served = Served(server, CpuMeter(server.worker_pids(), postgres=postgres))
+        served.measure("app hooks, not signed in", "/probe/ok", ceiling, **measure)
         for label, path in (
             ("+ signed in", "/probe/signed-in"),
             ("+ the layout", "/probe/layout"),
             ("the quiz leaderboard", f"/quizzes/{BOARD_QUIZ}/leaderboard"),
         ):
-            result = wrk(server.url + path, headers=player.headers, **measure)
-            print(row(label, result, ceiling))
+            served.measure(label, path, ceiling, headers=player.headers, **measure)
+        for label, script in (
+            ("POST, signed in, redirect", probe_script(answers, "post")),
+            ("+ a write transaction", probe_script(answers, "write")),
+            ("answering a question", players.answer_script(answers, ANSWERS)),
+        ):
+            served.measure(
+                label, "/", ceiling, script=script, script_args=("2",), **measure
+            )
+
+
+@contextmanager
+def data_engine(url: str):
+    engine = sa.create_engine(url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
 if __name__ == "__main__":
