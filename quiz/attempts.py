@@ -29,7 +29,7 @@ from .models import (
     User,
     utcnow,
 )
-from .reads import HotRead, HotWrite, execute_core
+from .reads import HotRead, HotWrite, execute_core, read_together
 
 
 class AttemptError(Exception):
@@ -376,10 +376,15 @@ _SHEET_ITEMS = HotRead(
 def answer_sheet(attempt_id: int, user: User) -> AnswerSheet:
     """Lock the player's attempt and read its sheet; ``AttemptNotFound`` if the
     attempt is not theirs."""
-    attempt = _LOCK_ATTEMPT.first(attempt_id=attempt_id)
+    # One round trip on PostgreSQL: BEGIN, the lock, then the sheet, read after the
+    # lock was granted (so it sees any answer committed while the lock was waited for).
+    locked, rows = read_together(
+        (_LOCK_ATTEMPT, {"attempt_id": attempt_id}),
+        (_SHEET_ITEMS, {"attempt_id": attempt_id}),
+    )
+    attempt = locked[0] if locked else None
     if attempt is None or attempt.user_id != user.id:
         raise AttemptNotFound("There is no such attempt for you.")
-    rows = _SHEET_ITEMS.all(attempt_id=attempt_id)
     return AnswerSheet(
         attempt_id=attempt_id,
         user_id=attempt.user_id,

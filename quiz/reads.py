@@ -18,6 +18,11 @@ Where they run:
   on a form's request sees what that request flushed (hot reads do not flush) and
   takes part in its locks.
 
+Reads that must follow one another, such as an attempt's row lock and then the
+sheet it guards, can go together (``read_together``): on PostgreSQL in one round
+trip (psycopg's pipeline mode, BEGIN included), each still run after the one
+before with a snapshot of its own; elsewhere one after another.
+
 A ``HotWrite`` runs the INSERT of every answer (and the UPDATE that finishes an
 attempt) the same way, always inside the request's transaction; it sets only the
 columns it names and computes no Python-side defaults.
@@ -29,6 +34,7 @@ logging (``echo``) does not show them.
 
 from __future__ import annotations
 
+import functools
 from collections import namedtuple
 from collections.abc import Callable, Sequence
 from contextlib import suppress
@@ -74,24 +80,11 @@ class _HotStatement:
             cursor.execute(compiled.sql, values)
             return fetch(compiled, dialect, cursor), compiled
         except dialect.loaded_dbapi.Error as error:
-            # As SQLAlchemy reports it: the error pages see a database error, and a
-            # lost connection means the database went away, so the pool starts
-            # afresh (its other connections are lost too).
-            lost = dialect.is_disconnect(error, dbapi_connection, cursor)
-            if lost:
-                connection.invalidate(error)
-                connection.engine.dispose()
-            raise sa.exc.DBAPIError.instance(
-                compiled.sql,
-                values,
-                error,
-                dialect.loaded_dbapi.Error,
-                connection_invalidated=lost,
-                dialect=dialect,
+            raise _database_error(
+                connection, cursor, compiled.sql, values, error
             ) from error
         finally:
-            with suppress(dialect.loaded_dbapi.Error):  # never hides the error above
-                cursor.close()
+            _close(cursor, dialect)
 
     def _compiled(self, dialect) -> _Compiled:
         found = self._by_dialect.get((dialect.name, dialect.driver))
@@ -141,13 +134,18 @@ class HotRead(_HotStatement):
         return None if row is None else row[0]
 
     def _run(self, params: dict[str, Any], *, fetch_one: bool):
-        def fetch(compiled: _Compiled, dialect, cursor):
-            rows = [cursor.fetchone()] if fetch_one else cursor.fetchall()
-            if compiled.results is None:
-                compiled.results = self._result_processors(dialect, cursor)
-            return rows
+        rows, compiled = self._execute(
+            _connection(), params, functools.partial(self._fetch, fetch_one=fetch_one)
+        )
+        return self._made(rows, compiled, fetch_one=fetch_one)
 
-        rows, compiled = self._execute(_connection(), params, fetch)
+    def _fetch(self, compiled: _Compiled, dialect, cursor, *, fetch_one: bool):
+        rows = [cursor.fetchone()] if fetch_one else cursor.fetchall()
+        if compiled.results is None:
+            compiled.results = self._result_processors(dialect, cursor)
+        return rows
+
+    def _made(self, rows: list, compiled: _Compiled, *, fetch_one: bool):
         if fetch_one and rows[0] is None:
             return None
         made = [self._row(row, compiled.results) for row in rows]
@@ -204,6 +202,70 @@ class HotWrite(_HotStatement):
                 )
             )
         return compiled
+
+
+def read_together(*reads: tuple[HotRead, dict[str, Any]]) -> list[list]:
+    """Run hot reads, each with its parameters, in one round trip where the driver
+    can (psycopg's pipeline mode), else one after another; return each one's rows,
+    as ``HotRead.all`` does.
+
+    Each statement still runs after the one before it, with a snapshot of its own:
+    a read that follows a row lock (``FOR UPDATE``) sees what was committed while
+    the lock was waited for.
+    """
+    connection = _connection()
+    dialect = connection.dialect
+    if dialect.driver != "psycopg":
+        return [read.all(**params) for read, params in reads]
+    compiled = [(read, read._compiled(dialect), params) for read, params in reads]
+    dbapi_connection = connection.connection.dbapi_connection
+    cursors = [dbapi_connection.cursor() for _ in compiled]
+    try:
+        with dbapi_connection.pipeline():
+            for cursor, (_read, statement, params) in zip(
+                cursors, compiled, strict=True
+            ):
+                cursor.execute(statement.sql, _bind(statement, params))
+        fetched = [
+            read._fetch(statement, dialect, cursor, fetch_one=False)
+            for cursor, (read, statement, _params) in zip(
+                cursors, compiled, strict=True
+            )
+        ]
+    except dialect.loaded_dbapi.Error as error:
+        sql = ";\n".join(statement.sql for _read, statement, _params in compiled)
+        raise _database_error(connection, None, sql, None, error) from error
+    finally:
+        for cursor in cursors:
+            _close(cursor, dialect)
+    return [
+        read._made(rows, statement, fetch_one=False)
+        for rows, (read, statement, _params) in zip(fetched, compiled, strict=True)
+    ]
+
+
+def _database_error(connection: sa.Connection, cursor, sql: str, values, error):
+    """The driver's ``error`` as SQLAlchemy reports it: the error pages see a
+    database error, and a lost connection means the database went away, so the pool
+    starts afresh (its other connections are lost too)."""
+    dialect = connection.dialect
+    lost = dialect.is_disconnect(error, connection.connection.dbapi_connection, cursor)
+    if lost:
+        connection.invalidate(error)
+        connection.engine.dispose()
+    return sa.exc.DBAPIError.instance(
+        sql,
+        values,
+        error,
+        dialect.loaded_dbapi.Error,
+        connection_invalidated=lost,
+        dialect=dialect,
+    )
+
+
+def _close(cursor, dialect) -> None:
+    with suppress(dialect.loaded_dbapi.Error):  # never hides an error being raised
+        cursor.close()
 
 
 def _bind(compiled: _Compiled, params: dict[str, Any]):

@@ -1,5 +1,7 @@
 """Hot reads: the same rows as SQLAlchemy, on the right connection, errors reported."""
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,6 +17,7 @@ from quiz.reads import (
     TRANSACTION_CONNECTION,
     HotRead,
     HotWrite,
+    read_together,
     session_connection,
 )
 from quiz.security import SharedPlayerChanged, leaves_player_unchanged
@@ -162,6 +165,113 @@ def test_driver_errors_are_reported_as_sqlalchemy_errors(app):
         with pytest.raises(sa.exc.DBAPIError) as raised:
             read.first(id=1)
         assert "no_such_table" in str(raised.value)
+
+
+NAME = HotRead(sa.select(User.display_name).where(User.id == sa.bindparam("id")))
+LOCK_USER = HotRead(
+    sa.select(User.id).where(User.id == sa.bindparam("id")).with_for_update()
+)
+
+
+def test_reads_together_return_what_each_read_returns(app, player):
+    """Read together (in one round trip on PostgreSQL), inside the request's
+    transaction: each read's rows, as ``HotRead.all`` gives them, uncommitted
+    changes included."""
+    now = datetime.now(UTC)
+    part = HotRead(PART)
+    with app.test_request_context("/", method="POST"):
+        alone = (HotRead(USER).all(id=player), part.all(user_id=player, now=now))
+        db.session.rollback()
+        db.session.get(User, player).display_name = "Renamed"
+        db.session.flush()
+        users, parts, names = read_together(
+            (HotRead(USER), {"id": player}),
+            (part, {"user_id": player, "now": now}),
+            (NAME, {"id": player + 1000}),
+        )
+        db.session.rollback()
+    assert [user._replace(display_name="Reader") for user in users] == alone[0]
+    assert users[0].display_name == "Renamed"
+    assert sorted(parts, key=str) == sorted(alone[1], key=str)
+    assert names == []
+
+
+def test_a_failed_read_together_is_reported_and_rolled_back(app, player):
+    missing = sa.table("no_such_table", sa.column("id"))
+    broken = HotRead(sa.select(missing.c.id).where(missing.c.id == sa.bindparam("id")))
+    with app.test_request_context("/", method="POST"):
+        with pytest.raises(sa.exc.DBAPIError) as raised:
+            read_together((NAME, {"id": player}), (broken, {"id": 1}))
+        assert "no_such_table" in str(raised.value)
+        db.session.rollback()
+        assert read_together((NAME, {"id": player}))[0][0].display_name == "Reader"
+        db.session.rollback()
+        assert db.engine.pool.checkedout() == 0
+
+
+@requires_postgres
+def test_a_read_after_a_lock_sees_what_was_committed_while_it_waited(app, player):
+    """Reads sent together still run one after another, each with a snapshot of its
+    own: the read after a row lock sees the change that the lock's holder committed
+    while the lock was waited for (answering reads an attempt's sheet so)."""
+    with app.app_context():
+        other = make_account("other@example.org", name="Before").id
+        db.session.commit()
+        engine = db.engine
+    got = []
+
+    def read():
+        with app.test_request_context("/", method="POST"):
+            got.append(
+                read_together((LOCK_USER, {"id": player}), (NAME, {"id": other}))
+            )
+            db.session.rollback()
+
+    with engine.connect() as holder:
+        holder.execute(sa.select(User.id).where(User.id == player).with_for_update())
+        holder.execute(
+            sa.update(User).where(User.id == other).values(display_name="After")
+        )
+        reader = threading.Thread(target=read)
+        reader.start()
+        _wait_for_a_lock_wait(engine)
+        holder.commit()
+    reader.join(timeout=60)
+    assert got == [[[(player,)], [("After",)]]]
+
+
+@requires_postgres
+def test_on_postgresql_reads_together_take_one_pipeline(app, player, monkeypatch):
+    import psycopg
+
+    entered = []
+    pipeline = psycopg.Connection.pipeline
+
+    def counted(connection):
+        entered.append(connection)
+        return pipeline(connection)
+
+    monkeypatch.setattr(psycopg.Connection, "pipeline", counted)
+    with app.test_request_context("/", method="POST"):
+        names = read_together((NAME, {"id": player}), (NAME, {"id": player + 1000}))
+        db.session.rollback()
+    assert names == [[("Reader",)], []]
+    assert len(entered) == 1
+
+
+def _wait_for_a_lock_wait(engine, tries: int = 600) -> None:
+    """Until a session of this database waits for a row lock (pg_stat_activity)."""
+    waiting = sa.text(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    with engine.connect() as watcher:
+        for _ in range(tries):
+            if watcher.execute(waiting).scalar():
+                return
+            watcher.rollback()
+            time.sleep(0.05)
+    raise AssertionError("nobody waited for the lock")
 
 
 def test_read_only_pages_take_the_player_detached_from_their_row(client, players_seen):
