@@ -311,6 +311,8 @@ def _count_own_commits(engine: sa.Engine, feed: ChangeFeed | DataVersion) -> Non
 
     @sa.event.listens_for(engine, "rollback")
     def _rolled_back(connection) -> None:
+        if connection.invalidated:  # lost: its info went with it, and asking fails
+            return
         connection.info.pop(WRITTEN, None)
 
 

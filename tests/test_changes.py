@@ -219,7 +219,8 @@ def test_sqlite_in_memory_keeps_nothing(app_config, request):
 
 
 def _count_hot_statements(monkeypatch) -> list:
-    """Every statement hot reads and writes send."""
+    """Every statement hot reads and writes send one by one (reads sent together,
+    ``read_together`` on PostgreSQL, are not counted: only forms use them)."""
     sent = []
     execute = reads._HotStatement._execute
 
@@ -505,3 +506,22 @@ def test_sqlite_watcher_that_fails_reads_afresh_then_reconnects(app, monkeypatch
     monkeypatch.setattr(feed._mine, "connection", Broken())
     assert feed.stamp([]) is None and Broken.closed  # nothing kept, nothing raised
     assert feed.stamp([]) is not None  # a new watcher connection
+
+
+@requires_postgres
+def test_a_transaction_whose_connection_was_cut_rolls_back(app):
+    """A connection lost inside a transaction (the server restarted, say): the error
+    is reported, and rolling back afterwards neither fails nor keeps the session
+    from working again."""
+    with app.test_request_context("/", method="POST"):
+        db.session.execute(sa.update(User).where(User.id == 0).values(role="admin"))
+        cut = db.session.execute(sa.text("SELECT pg_backend_pid()")).scalar()
+        with db.engine.connect() as other:
+            other.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": cut})
+            other.commit()
+        with pytest.raises(sa.exc.OperationalError) as raised:
+            db.session.execute(sa.text("SELECT 1"))
+        assert raised.value.connection_invalidated
+        db.session.rollback()
+        assert db.session.execute(sa.text("SELECT 1")).scalar() == 1
+        db.session.rollback()
