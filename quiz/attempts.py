@@ -376,8 +376,9 @@ _SHEET_ITEMS = HotRead(
 def answer_sheet(attempt_id: int, user: User) -> AnswerSheet:
     """Lock the player's attempt and read its sheet; ``AttemptNotFound`` if the
     attempt is not theirs."""
-    # One round trip on PostgreSQL: BEGIN, the lock, then the sheet, read after the
-    # lock was granted (so it sees any answer committed while the lock was waited for).
+    # One round trip on PostgreSQL (after BEGIN): the lock, then the sheet, read once
+    # the lock is granted (so it sees any answer committed while the lock was waited
+    # for).
     locked, rows = read_together(
         (_LOCK_ATTEMPT, {"attempt_id": attempt_id}),
         (_SHEET_ITEMS, {"attempt_id": attempt_id}),

@@ -20,8 +20,9 @@ Where they run:
 
 Reads that must follow one another, such as an attempt's row lock and then the
 sheet it guards, can go together (``read_together``): on PostgreSQL in one round
-trip (psycopg's pipeline mode, BEGIN included), each still run after the one
-before with a snapshot of its own; elsewhere one after another.
+trip (psycopg's pipeline mode; a BEGIN that opens the transaction is a round trip
+of its own), each still run after the one before with a snapshot of its own;
+elsewhere one after another.
 
 A ``HotWrite`` runs the INSERT of every answer (and the UPDATE that finishes an
 attempt) the same way, always inside the request's transaction; it sets only the
@@ -215,7 +216,8 @@ def read_together(*reads: tuple[HotRead, dict[str, Any]]) -> list[list]:
     """
     connection = _connection()
     dialect = connection.dialect
-    if dialect.driver != "psycopg":
+    # Pipeline mode needs libpq 14 or newer (psycopg's binary wheels bring it).
+    if dialect.driver != "psycopg" or not dialect.loaded_dbapi.Pipeline.is_supported():
         return [read.all(**params) for read, params in reads]
     compiled = [(read, read._compiled(dialect), params) for read, params in reads]
     dbapi_connection = connection.connection.dbapi_connection
