@@ -31,10 +31,13 @@ rows are kept in each process, and PostgreSQL says when they change:
 
 Each app process holds one more PostgreSQL connection, the listener's.
 
-SQLite has no notifications, but it counts commits: ``PRAGMA data_version``, read on
-a connection of each process's own that never writes, moves with every commit of
-any other connection, in any process (``DataVersion``). It stands for every table
-at once, and costs a statement per stamp that reads no table.
+SQLite has no notifications. Triggers there count each watched table's changed rows
+in ``table_change``, in the writing transaction (``TableCounts``). A stamp first
+asks ``PRAGMA data_version`` on a connection of each process's own that never
+writes: it moves with every commit of any other connection, in any process, and
+costs a statement that reads no table. Only when it moved are the counts read
+again. So an answer, which writes no watched table, drops nothing that was kept;
+a finished attempt drops what shows attempts and best scores, and no player's row.
 """
 
 from __future__ import annotations
@@ -287,7 +290,7 @@ def _changed_here(tables: tuple[str, ...]) -> bool:
 # --- this process's own changes -------------------------------------------------------
 
 
-def _count_own_commits(engine: sa.Engine, feed: ChangeFeed | DataVersion) -> None:
+def _count_own_commits(engine: sa.Engine, feed: ChangeFeed | TableCounts) -> None:
     """Count the watched tables a transaction wrote when it commits, so the next
     request in this process sees the change without waiting for the notification.
 
@@ -398,15 +401,85 @@ _create_triggers(db.metadata)
 # --- SQLite ------------------------------------------------------------------------
 
 
-class DataVersion:
-    """SQLite's stand-in for the feed: the database's ``data_version``, read on a
-    connection of this process's own (one per thread) that never writes, moves
-    with every commit of every other connection, in any process. One number for
-    the whole database: any commit drops every kept row.
+# Rows changed per watched table, counted by SQLite's triggers. The table is made on
+# PostgreSQL too, so both databases have one schema; there it stays as made.
+TABLE_CHANGES = sa.Table(
+    "table_change",
+    db.metadata,
+    sa.Column("table_name", sa.String(40), primary_key=True),
+    sa.Column("changes", sa.Integer, nullable=False),
+)
+_COUNTED = ("INSERT", "UPDATE", "DELETE")
 
-    The number is the watcher connection's own count (each starts at the same
-    value), so a stamp also names its connection: stamps of two threads never
-    match.
+
+def _counter_name(table: str, event: str) -> str:
+    return f"quiz_count_{table}_{event.lower()}"
+
+
+COUNTERS = frozenset(
+    _counter_name(table, event) for table in WATCHED for event in _COUNTED
+)
+
+
+def sqlite_counters(table: str) -> list[str]:
+    """The statements that make SQLite count ``table``'s changed rows (again, if
+    it already did)."""
+    statements = []
+    for event in _COUNTED:
+        name = _counter_name(table, event)
+        statements += [
+            f"DROP TRIGGER IF EXISTS {name}",
+            (
+                f'CREATE TRIGGER {name} AFTER {event} ON "{table}" BEGIN '
+                f"UPDATE table_change SET changes = changes + 1 "
+                f"WHERE table_name = '{table}'; END"
+            ),
+        ]
+    return statements
+
+
+def _seed_and_count(metadata: sa.MetaData) -> None:
+    """``table_change`` made by ``create_all`` (the tests do) starts with a row per
+    watched table, and SQLite's watched tables get their counters, as the
+    migrations give a migrated database."""
+    rows = ", ".join(f"('{table}', 0)" for table in WATCHED)
+    sa.event.listen(
+        TABLE_CHANGES,
+        "after_create",
+        sa.DDL(f"INSERT INTO table_change (table_name, changes) VALUES {rows}"),
+    )
+    for table in WATCHED:
+        for statement in sqlite_counters(table):
+            sa.event.listen(
+                metadata.tables[table],
+                "after_create",
+                sa.DDL(statement).execute_if(dialect="sqlite"),
+            )
+
+
+_seed_and_count(db.metadata)
+
+_READ_COUNTS = (
+    "SELECT table_name, changes, (SELECT schema_version FROM pragma_schema_version) "
+    "FROM table_change"
+)
+_COUNT_COUNTERS = (
+    "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name IN ({})"
+).format(", ".join(f"'{name}'" for name in sorted(COUNTERS)))
+
+
+class TableCounts:
+    """SQLite's stand-in for the feed: each watched table's count of changed rows
+    (``table_change``, kept by triggers), read on a connection of this process's
+    own (one per thread) that never writes.
+
+    The counts are read again only when the connection's ``data_version`` moved
+    (another connection committed, in any process). Nothing is kept while a table
+    has no count or a counter trigger is missing (a database restored without
+    them, a migration that rebuilt a table): its changes would go unseen.
+
+    A stamp names its connection too: stamps of two threads never match, so a
+    thread never serves what another kept under a watcher it cannot vouch for.
     """
 
     def __init__(self, connect: Callable):
@@ -415,9 +488,10 @@ class DataVersion:
         self._inherited: list = []  # a forked parent's connections: never touched
         self._made = itertools.count()
 
-    def stamp(self, _tables: Iterable[str]) -> tuple | None:
-        """The version now, or None (nothing kept) where the read that follows
-        may see an older snapshot of the database, or the watcher failed."""
+    def stamp(self, tables: Iterable[str]) -> tuple | None:
+        """The counts of ``tables`` now, or None (nothing kept) where the read that
+        follows may see an older snapshot of the database, a table's changes go
+        uncounted, or the watcher failed."""
         if not _snapshot_is_current():
             return None
         mine = self._mine
@@ -428,17 +502,34 @@ class DataVersion:
                 mine.connection = self._connect()
                 mine.pid = os.getpid()
                 mine.name = (os.getpid(), next(self._made))
-            version = mine.connection.execute("PRAGMA data_version").fetchone()[0]
+                mine.version = mine.counts = mine.schema = None
+                mine.counted = False
+            connection = mine.connection
+            version = connection.execute("PRAGMA data_version").fetchone()[0]
+            if version != mine.version:
+                # Read after the version: counts at least as new as it says.
+                rows = connection.execute(_READ_COUNTS).fetchall()
+                schema = rows[0][2] if rows else None
+                if schema != mine.schema:  # the counters are checked again
+                    found = connection.execute(_COUNT_COUNTERS).fetchone()[0]
+                    mine.counted = found == len(COUNTERS)
+                    mine.schema = schema
+                counts = {row[0]: row[1] for row in rows}
+                mine.counts = counts if mine.counted else {}
+                mine.version = version
         except sqlite3.Error as error:
-            log.error("SQLite data version unreadable (%s): reading every view", error)
+            log.error("SQLite change counts unreadable (%s): reading every view", error)
             broken, mine.connection, mine.pid = mine.connection, None, None
             if broken is not None:
                 broken.close()  # the next stamp opens another
             return None
-        return (mine.name, version)
+        counts = mine.counts
+        if not all(table in counts for table in tables):
+            return None
+        return (mine.name, *(counts[table] for table in tables))
 
     def changed(self, _tables: Iterable[str]) -> None:
-        """Commits move the data version themselves."""
+        """The triggers count commits' changes themselves."""
 
 
 def _snapshot_is_current() -> bool:
@@ -452,7 +543,7 @@ def _snapshot_is_current() -> bool:
     return not db.session().in_transaction() or wants_write_lock()
 
 
-def _data_version(engine: sa.Engine, connect_args: dict) -> DataVersion | None:
+def _table_counts(engine: sa.Engine, connect_args: dict) -> TableCounts | None:
     """The watcher of a SQLite database in a file (None in memory: a connection of
     its own would see another database)."""
     url = engine.url
@@ -470,7 +561,7 @@ def _data_version(engine: sa.Engine, connect_args: dict) -> DataVersion | None:
     if sys.version_info >= (3, 12):
         params["autocommit"] = True
     connect = engine.dialect.loaded_dbapi.connect
-    return DataVersion(lambda: connect(*args, **params))
+    return TableCounts(lambda: connect(*args, **params))
 
 
 def init_app(app: Flask) -> None:
@@ -484,7 +575,7 @@ def init_app(app: Flask) -> None:
         if engine.dialect.name == "postgresql":
             feed = feed_for(engine, connect_args)
         elif engine.dialect.name == "sqlite":
-            feed = _data_version(engine, connect_args)
+            feed = _table_counts(engine, connect_args)
     app.extensions[EXTENSION] = feed
     if feed is not None:
         _count_own_commits(engine, feed)

@@ -21,7 +21,7 @@ from quiz.models import BestScore, Quiz, Response, User
 from quiz.sqlite import write_intent
 from tests.conftest import POSTGRES_URL, requires_postgres
 from tests.factories import make_account, make_quiz
-from tests.test_play import answer_first_and_finish, start
+from tests.test_play import answer_first_and_finish, choice_ids, start
 
 WAIT = 10.0  # seconds to wait for the listener, which runs on its own
 
@@ -303,7 +303,7 @@ def test_warm_pages_ask_the_database_nothing(
     assert hot == []
     if POSTGRES_URL:
         assert sql == []
-    else:  # only SQLite's data version, on a connection of its own
+    else:  # only SQLite's change counts, on a connection of its own
         assert not any(statement[2] != "PRAGMA data_version" for statement in sql)
 
 
@@ -450,26 +450,90 @@ def test_the_listener_connects_with_the_urls_and_the_engines_settings(app):
         engine.dispose()
 
 
-def test_sqlite_data_version_is_read_per_thread_and_moves_with_commits(
-    app, other_server
-):
-    """Each thread reads the version on a connection of its own, whose count
-    starts where every new connection's does: stamps of two threads never match,
-    so neither is served what the other kept."""
+def test_sqlite_counts_are_read_per_thread_and_move_with_their_table(app, other_server):
+    """Each thread reads the counts on a connection of its own, and its stamps name
+    it: stamps of two threads never match, so neither is served what the other
+    kept. Another connection's commit moves the stamps of the tables it changed
+    only."""
     if POSTGRES_URL:
         pytest.skip("SQLite test")
     feed = app.extensions[changes.EXTENSION]
-    assert isinstance(feed, changes.DataVersion)
-    here = feed.stamp([])
-    assert here is not None and feed.stamp([]) == here
+    assert isinstance(feed, changes.TableCounts)
+    here = feed.stamp(["user", "content_version"])
+    assert here is not None and feed.stamp(["user", "content_version"]) == here
     elsewhere = []
     for _ in range(2):
         thread = threading.Thread(target=lambda: elsewhere.append(feed.stamp([])))
         thread.start()
         thread.join()
-    assert None not in elsewhere and len({here, *elsewhere}) == 3
+    assert None not in elsewhere and len({here[:1], *elsewhere}) == 3
+    user = feed.stamp(["user"])
     other_server.execute("UPDATE content_version SET version = version + 1")
-    assert feed.stamp([]) not in (here, None)
+    moved = feed.stamp(["user", "content_version"])
+    assert moved[:2] == here[:2] and moved[2] == here[2] + 1
+    # A commit to a table nobody keeps rows of moves no stamp.
+    other_server.execute("DELETE FROM response")
+    assert feed.stamp(["user"]) == user
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "DROP TRIGGER quiz_count_user_update",
+        "DELETE FROM table_change WHERE table_name = 'user'",
+    ],
+)
+def test_sqlite_keeps_nothing_while_a_tables_changes_go_uncounted(
+    app, other_server, damage
+):
+    """A database whose counters are missing (restored without them, or a table
+    rebuilt by a migration) would hide changes: nothing is kept, nothing fails."""
+    if POSTGRES_URL:
+        pytest.skip("SQLite test")
+    feed = app.extensions[changes.EXTENSION]
+    assert feed.stamp(["user"]) is not None
+    other_server.execute(damage)
+    assert feed.stamp(["user"]) is None
+    assert feed.stamp(["quiz"]) is None or "DELETE" in damage
+
+
+def test_answering_keeps_the_players_row(
+    app, client, player, listening, other_server, monkeypatch
+):
+    """Answers write no table whose rows are kept: an answer finds the player kept
+    though other answers were committed since (on SQLite too, where every commit
+    moves the data version)."""
+    attempt_id = start(client)
+    html = client.get(f"/attempts/{attempt_id}/questions/1").get_data(as_text=True)
+    first = {"choice": choice_ids(html)[0]}
+    assert client.post(f"/attempts/{attempt_id}/questions/1", data=first).status_code
+    _settled(listening)
+    client.get("/")  # the player read (and kept) after the answer's commit
+    html = client.get(f"/attempts/{attempt_id}/questions/2").get_data(as_text=True)
+    # Another server records an answer meanwhile (here: rewrites this one's time).
+    other_server.execute(
+        "UPDATE response SET seconds = seconds + 1 WHERE attempt_id = %s", [attempt_id]
+    )
+    _settled(listening)
+    player_reads = []
+    first_read = security._USER_ROW.first
+    monkeypatch.setattr(
+        security._USER_ROW,
+        "first",
+        lambda **params: player_reads.append(params) or first_read(**params),
+    )
+    response = client.post(
+        f"/attempts/{attempt_id}/questions/2", data={"choice": choice_ids(html)[0]}
+    )
+    assert response.status_code == 302
+    assert player_reads == []
+    with app.app_context():
+        assert (
+            db.session.scalar(
+                sa.select(sa.func.count()).where(Response.attempt_id == attempt_id)
+            )
+            == 2
+        )
 
 
 def test_sqlite_keeps_nothing_inside_a_transaction_without_the_write_lock(

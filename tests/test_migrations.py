@@ -26,8 +26,10 @@ def test_upgrade_matches_the_models_and_downgrade_cleans_up(app):
             assert _change_triggers(conn) == (
                 {*changes.WATCHED, "function"}
                 if conn.dialect.name == "postgresql"
-                else set()
+                else changes.COUNTERS
             )
+            counted = conn.execute(sa.select(changes.TABLE_CHANGES)).all()
+            assert sorted(counted) == sorted((t, 0) for t in changes.WATCHED)
         assert "ix_best_score_rank" in indexes
         downgrade(revision="base")
         with db.engine.connect() as conn:
@@ -37,9 +39,17 @@ def test_upgrade_matches_the_models_and_downgrade_cleans_up(app):
 
 def _change_triggers(conn) -> set[str]:
     """The tables whose changes PostgreSQL announces (``quiz.changes``), and
-    "function" for the function the triggers run."""
+    "function" for the function the triggers run; on SQLite, the triggers that
+    count changed rows."""
     if conn.dialect.name != "postgresql":
-        return set()
+        return set(
+            conn.scalars(
+                sa.text(
+                    "SELECT name FROM sqlite_master WHERE type = 'trigger' "
+                    "AND name LIKE 'quiz_count_%'"
+                )
+            )
+        )
     tables = conn.scalars(
         sa.text(
             "SELECT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
