@@ -454,6 +454,8 @@ def record_answer(
     An answer after the deadline finishes the attempt and raises ``AttemptClosed``;
     the answer that completes the attempt finishes it. Call with a sheet read by
     ``answer_sheet`` (or ``AnswerSheet.of`` a locked attempt) in this transaction.
+    An answer that does not finish the attempt is written with the transaction's
+    COMMIT (``HotWrite.send``), or before any statement that follows it.
     """
     now = now or utcnow()
     item = sheet.item(position)
@@ -472,19 +474,22 @@ def record_answer(
     marked = scoring.mark(rules.type, rules.points, rules.correct, chosen_set)
     answered = [i.answered_at for i in sheet.items.values() if i.answered_at]
     since = max([sheet.started_at, *answered])
-    _RECORD.run(
-        attempt_id=sheet.attempt_id,
-        position=position,
-        question_id=item.question_id,
-        revision_id=item.revision_id,
-        chosen=sorted(chosen_set),
-        points=marked.points,
-        is_correct=marked.is_correct,
-        answered_at=now,
-        seconds=round(max(0.0, (now - since).total_seconds()), 3),
-    )
+    response = {
+        "attempt_id": sheet.attempt_id,
+        "position": position,
+        "question_id": item.question_id,
+        "revision_id": item.revision_id,
+        "chosen": sorted(chosen_set),
+        "points": marked.points,
+        "is_correct": marked.is_correct,
+        "answered_at": now,
+        "seconds": round(max(0.0, (now - since).total_seconds()), 3),
+    }
     if all(i.answered for i in sheet.items.values() if i.position != position):
+        _RECORD.run(**response)
         _finish_sheet(sheet, [marked.points], now)
+    else:  # the transaction's last statement: sent with its COMMIT
+        _RECORD.send(**response)
     return True
 
 

@@ -26,7 +26,11 @@ elsewhere one after another.
 
 A ``HotWrite`` runs the INSERT of every answer (and the UPDATE that finishes an
 attempt) the same way, always inside the request's transaction; it sets only the
-columns it names and computes no Python-side defaults.
+columns it names and computes no Python-side defaults. A write that is its
+transaction's last statement can be sent with the COMMIT (``HotWrite.send``): on
+PostgreSQL both go in one round trip (pipeline mode again, the COMMIT sent as a
+statement), so an answer waits for the database three times: BEGIN, the lock with
+the sheet, the answer with the COMMIT.
 
 Statements stay simple: no expanding ``IN``, literal or escaped parameters. Being
 run by the driver, hot reads pass by SQLAlchemy's engine events, so its statement
@@ -72,6 +76,8 @@ class _HotStatement:
 
     def _execute(self, connection: sa.Connection, params: dict[str, Any], fetch):
         """Run the statement on ``connection``; ``fetch`` reads the cursor."""
+        if SENT_WITH_COMMIT in connection.info:  # writes sent before it go first
+            _send_now(connection)
         dialect = connection.dialect
         compiled = self._compiled(dialect)
         values = _bind(compiled, params)
@@ -184,14 +190,27 @@ class HotWrite(_HotStatement):
 
     def run(self, **params: Any) -> int:
         """Run it; return the number of rows it changed."""
-        if has_request_context() and g.get("read_only_page"):
-            raise RuntimeError(f"GET {request.path} tried to change the database")
-        connection = session_connection()
+        connection = self._connection()
         count, _ = self._execute(
             connection, params, lambda _c, _d, cursor: cursor.rowcount
         )
         changes.noted(connection, self.statement.table.name)
         return count
+
+    def send(self, **params: Any) -> None:
+        """Run it with the transaction's COMMIT, when the ORM session commits: on
+        PostgreSQL in the same round trip. For a write whose count of rows does not
+        matter, as the last statement of its transaction: any statement run on the
+        transaction before the commit sends it first, and a rollback drops it."""
+        connection = self._connection()
+        connection.info.setdefault(SENT_WITH_COMMIT, []).append((self, params))
+        changes.noted(connection, self.statement.table.name)
+
+    @staticmethod
+    def _connection() -> sa.Connection:
+        if has_request_context() and g.get("read_only_page"):
+            raise RuntimeError(f"GET {request.path} tried to change the database")
+        return session_connection()
 
     def _compile(self, dialect) -> sa.sql.compiler.Compiled:
         compiled = self.statement.compile(dialect=dialect, column_keys=self.columns)
@@ -215,6 +234,8 @@ def read_together(*reads: tuple[HotRead, dict[str, Any]]) -> list[list]:
     the lock was waited for.
     """
     connection = _connection()
+    if SENT_WITH_COMMIT in connection.info:  # writes sent before them go first
+        _send_now(connection)
     dialect = connection.dialect
     # Pipeline mode needs libpq 14 or newer (psycopg's binary wheels bring it).
     if dialect.driver != "psycopg" or not dialect.loaded_dbapi.Pipeline.is_supported():
@@ -244,6 +265,59 @@ def read_together(*reads: tuple[HotRead, dict[str, Any]]) -> list[list]:
         read._made(rows, statement, fetch_one=False)
         for rows, (read, statement, _params) in zip(fetched, compiled, strict=True)
     ]
+
+
+# Writes to send with the COMMIT (``HotWrite.send``), on the connection of their
+# transaction until it commits or rolls back.
+SENT_WITH_COMMIT = "quiz_sent_with_commit"
+
+
+def _send_now(connection: sa.Connection) -> None:
+    """Run the writes waiting for the COMMIT now, one by one: a statement follows."""
+    for write, params in connection.info.pop(SENT_WITH_COMMIT):
+        write._execute(connection, params, lambda *_args: None)
+
+
+@sa.event.listens_for(db.session, "before_commit")
+def _send_with_commit(session) -> None:
+    """Send the writes waiting for the COMMIT; on PostgreSQL, with the COMMIT itself,
+    in one round trip (pipeline mode; the driver's own COMMIT that follows finds
+    the transaction ended and sends nothing). Elsewhere they run one by one and the
+    session commits as usual."""
+    connection = session.info.get(TRANSACTION_CONNECTION)
+    if connection is None or SENT_WITH_COMMIT not in connection.info:
+        return
+    session.flush()  # the ORM's pending changes go first (and send the writes)
+    if SENT_WITH_COMMIT not in connection.info:
+        return
+    dialect = connection.dialect
+    if dialect.driver != "psycopg" or not dialect.loaded_dbapi.Pipeline.is_supported():
+        _send_now(connection)
+        return
+    sent = connection.info.pop(SENT_WITH_COMMIT)
+    statements = [(write._compiled(dialect), params) for write, params in sent]
+    dbapi_connection = connection.connection.dbapi_connection
+    cursor = dbapi_connection.cursor()
+    try:
+        with dbapi_connection.pipeline():
+            for statement, params in statements:
+                cursor.execute(statement.sql, _bind(statement, params))
+            cursor.execute("COMMIT")
+    except dialect.loaded_dbapi.Error as error:
+        sql = ";\n".join([*(statement.sql for statement, _ in statements), "COMMIT"])
+        raise _database_error(connection, None, sql, None, error) from error
+    finally:
+        _close(cursor, dialect)
+
+
+def _drop_unsent(connection, *_args) -> None:
+    if not connection.invalidated:  # lost: its info went with it
+        connection.info.pop(SENT_WITH_COMMIT, None)
+
+
+def _send_before_other_statements(connection, *_args) -> None:
+    if SENT_WITH_COMMIT in connection.info:
+        _send_now(connection)
 
 
 def _database_error(connection: sa.Connection, cursor, sql: str, values, error):
@@ -342,3 +416,10 @@ def _close_connection(_error: BaseException | None = None) -> None:
 
 def init_app(app: Flask) -> None:
     app.teardown_appcontext(_close_connection)
+    with app.app_context():
+        engine = db.engine
+    if not sa.event.contains(engine, "before_execute", _send_before_other_statements):
+        # A commit that is not the ORM session's sends them just before it.
+        sa.event.listen(engine, "before_execute", _send_before_other_statements)
+        sa.event.listen(engine, "commit", _send_before_other_statements)
+        sa.event.listen(engine, "rollback", _drop_unsent)

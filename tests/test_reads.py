@@ -14,6 +14,7 @@ from quiz.extensions import db
 from quiz.models import Attempt, BestScore, Response, User
 from quiz.reads import (
     CONNECTION,
+    SENT_WITH_COMMIT,
     TRANSACTION_CONNECTION,
     HotRead,
     HotWrite,
@@ -531,3 +532,142 @@ def test_after_a_failed_flush_core_statements_wait_for_the_rollback(app, player)
             session_connection()
         db.session.rollback()
         assert session_connection() is db.session.connection()
+
+
+def _response_values(attempt, position: int = 1) -> dict:
+    """An answer to the question at ``position`` (1 to 3) of the attempt's quiz."""
+    question = attempt.quiz.questions[position - 1]
+    return {
+        "attempt_id": attempt.id,
+        "position": position,
+        "question_id": question.id,
+        "revision_id": question.current.id,
+        "chosen": [1],
+        "points": 1.0,
+        "is_correct": True,
+        "answered_at": datetime(2026, 3, 2, 9, 15, 30, tzinfo=UTC),
+        "seconds": 3.5,
+    }
+
+
+def _stored_responses(engine) -> int:
+    """Responses committed, as another connection sees them (one that takes no
+    write lock, as a request's transaction on SQLite would)."""
+    connection = engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        cursor.execute("SELECT count(*) FROM response")
+        return cursor.fetchone()[0]
+    finally:
+        connection.close()
+
+
+def test_a_write_sent_with_the_commit_is_committed_with_it(app, player):
+    record = HotWrite(sa.insert(Response.__table__), columns=RESPONSE_COLUMNS)
+    with app.test_request_context("/", method="POST"):
+        attempt, _question = open_attempt_item(player)
+        record.send(**_response_values(attempt))
+        assert _stored_responses(db.engine) == 0
+        db.session.commit()
+        assert _stored_responses(db.engine) == 1
+        # Nothing is left to send with the next transaction's commit.
+        db.session.execute(sa.delete(Response))
+        db.session.commit()
+        assert _stored_responses(db.engine) == 0
+
+
+def test_a_statement_after_a_sent_write_sees_it_and_a_rollback_drops_it(app, player):
+    record = HotWrite(sa.insert(Response.__table__), columns=RESPONSE_COLUMNS)
+    count = HotRead(sa.select(sa.func.count()).select_from(Response))
+    with app.test_request_context("/", method="POST"):
+        attempt, _question = open_attempt_item(player)
+        record.send(**_response_values(attempt, 1))
+        assert count.scalar() == 1  # a hot read sends it first
+        record.send(**_response_values(attempt, 2))
+        assert read_together((count, {}))[0][0][0] == 2  # reads together too
+        record.send(**_response_values(attempt, 3))
+        assert db.session.scalar(sa.select(sa.func.count(Response.id))) == 3  # ORM
+        record.send(**_response_values(attempt, 3))
+        db.session.rollback()
+        db.session.commit()
+        assert _stored_responses(db.engine) == 0
+
+
+def test_orm_changes_and_a_sent_write_commit_together(app, player):
+    record = HotWrite(sa.insert(Response.__table__), columns=RESPONSE_COLUMNS)
+    with app.test_request_context("/", method="POST"):
+        attempt, _question = open_attempt_item(player)
+        record.send(**_response_values(attempt))
+        db.session.get(User, player).display_name = "Renamed"
+        db.session.commit()
+    with app.app_context():
+        assert db.session.get(User, player).display_name == "Renamed"
+        assert _stored_responses(db.engine) == 1
+
+
+def test_a_commit_made_past_the_orm_session_sends_the_write_too(app, player):
+    record = HotWrite(sa.insert(Response.__table__), columns=RESPONSE_COLUMNS)
+    with app.app_context():
+        attempt, _question = open_attempt_item(player)
+        values = _response_values(attempt)
+        db.session.rollback()
+        with db.engine.connect() as connection:
+            connection.begin()
+            connection.info[SENT_WITH_COMMIT] = [(record, values)]
+            connection.commit()
+        assert _stored_responses(db.engine) == 1
+
+
+def test_a_failed_sent_write_fails_the_commit_and_keeps_nothing(app, player):
+    """The write's own error, from the commit; the transaction's other changes are
+    not committed, and the session works again once rolled back."""
+    record = HotWrite(sa.insert(Response.__table__), columns=RESPONSE_COLUMNS)
+    with app.test_request_context("/", method="POST"):
+        attempt, _question = open_attempt_item(player)
+        values = _response_values(attempt)
+        record.run(**values)
+        db.session.get(User, player).display_name = "Never"
+        record.send(**values)  # the same question again: a duplicate
+        with pytest.raises(sa.exc.IntegrityError) as raised:
+            db.session.commit()
+        assert "response" in str(raised.value).lower()
+        db.session.rollback()
+        assert db.session.get(User, player).display_name == "Reader"
+        assert _stored_responses(db.engine) == 0
+        record.send(**values)
+        db.session.commit()
+        assert _stored_responses(db.engine) == 1
+
+
+@requires_postgres
+def test_on_postgresql_a_sent_write_goes_with_the_commit(app, player, monkeypatch):
+    """One pipeline holds the write and the COMMIT; the driver's own commit that
+    follows finds the transaction ended and sends nothing."""
+    import psycopg
+
+    entered, committed = [], []
+    pipeline, commit = psycopg.Connection.pipeline, psycopg.Connection.commit
+
+    def counted(connection):
+        entered.append(connection.pgconn.transaction_status)
+        return pipeline(connection)
+
+    def commit_counted(connection):
+        committed.append(connection.pgconn.transaction_status)
+        return commit(connection)
+
+    monkeypatch.setattr(psycopg.Connection, "pipeline", counted)
+    monkeypatch.setattr(psycopg.Connection, "commit", commit_counted)
+    record = HotWrite(sa.insert(Response.__table__), columns=RESPONSE_COLUMNS)
+    with app.test_request_context("/", method="POST"):
+        attempt, _question = open_attempt_item(player)
+        record.send(**_response_values(attempt))
+        db.session.commit()
+        stored = _stored_responses(db.engine)
+    idle, in_transaction = (
+        psycopg.pq.TransactionStatus.IDLE,
+        psycopg.pq.TransactionStatus.INTRANS,
+    )
+    assert entered == [in_transaction]
+    assert committed == [idle]
+    assert stored == 1
