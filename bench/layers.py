@@ -21,8 +21,9 @@ and the session of a guest with open attempts (as in ``bench.pages``):
   and the redirect that answering sends, with no database work;
 - ``POST /probe/write/<attempt>/<position>``: the same, plus the smallest write
   transaction, run as answering runs its own: one INSERT (into a table of its own,
-  ``bench_probe_write``, made in the bench databases only) on the session's
-  connection, begun with ``BEGIN IMMEDIATE`` on SQLite, then COMMIT;
+  ``bench_probe_write``, made in the bench databases only and emptied at the start
+  of each run) on the session's connection, begun with ``BEGIN IMMEDIATE`` on
+  SQLite, sent with the COMMIT (``HotWrite.send``: one round trip on PostgreSQL);
 - answering the question itself (``bench.pages``).
 
 Under each figure, the CPU time per request of the workers (and of PostgreSQL).
@@ -112,7 +113,7 @@ def create_app():
         )
 
     def written(attempt_id: int, position: int):
-        record.run(attempt_id=attempt_id, position=position)
+        record.send(attempt_id=attempt_id, position=position)
         db.session.commit()
         return posted(attempt_id, position)
 
@@ -174,8 +175,9 @@ def run(kind: str, args) -> None:
     client, player = players.guest(app, "Layers Player")
     players.play_through(app, client, player, BOARD_QUIZ)
     answers = players.open_answers(app, players.ANSWERS_PER_SECOND * args.seconds)
-    with data_engine(data.url) as engine:
-        PROBE_WRITES.create(engine, checkfirst=True)
+    with data_engine(data.url) as engine, engine.begin() as connection:
+        PROBE_WRITES.create(connection, checkfirst=True)
+        connection.execute(PROBE_WRITES.delete())  # the last run's rows
     with gunicorn("bench.layers:create_app()", flask_env(data.url)) as server:
         served = Served(server, CpuMeter(server.worker_pids(), postgres=postgres))
         served.measure("app hooks, not signed in", "/probe/ok", ceiling, **measure)
