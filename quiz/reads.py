@@ -267,8 +267,10 @@ def read_together(*reads: tuple[HotRead, dict[str, Any]]) -> list[list]:
     ]
 
 
-# Writes to send with the COMMIT (``HotWrite.send``), on the connection of their
-# transaction until it commits or rolls back.
+# --- writes sent with the COMMIT (``HotWrite.send``) ------------------------------------
+# Kept in the info of their transaction's connection until it commits (the engine's
+# ``commit`` event: only the outermost transaction's, after the ORM's last flush) or
+# rolls back, and dropped when the connection goes back to the pool whatever happened.
 SENT_WITH_COMMIT = "quiz_sent_with_commit"
 
 
@@ -278,16 +280,16 @@ def _send_now(connection: sa.Connection) -> None:
         write._execute(connection, params, lambda *_args: None)
 
 
-@sa.event.listens_for(db.session, "before_commit")
-def _send_with_commit(session) -> None:
-    """Send the writes waiting for the COMMIT; on PostgreSQL, with the COMMIT itself,
-    in one round trip (pipeline mode; the driver's own COMMIT that follows finds
-    the transaction ended and sends nothing). Elsewhere they run one by one and the
-    session commits as usual."""
-    connection = session.info.get(TRANSACTION_CONNECTION)
-    if connection is None or SENT_WITH_COMMIT not in connection.info:
-        return
-    session.flush()  # the ORM's pending changes go first (and send the writes)
+def _send_before_other_statements(connection: sa.Connection, *_args) -> None:
+    if SENT_WITH_COMMIT in connection.info:
+        _send_now(connection)
+
+
+def _send_with_commit(connection: sa.Connection) -> None:
+    """As the transaction commits: send the writes waiting for it. On PostgreSQL
+    they go with a COMMIT, in one round trip (pipeline mode); the driver's own
+    commit, which follows, finds the transaction ended and sends nothing. Elsewhere
+    they run one by one, then the driver commits."""
     if SENT_WITH_COMMIT not in connection.info:
         return
     dialect = connection.dialect
@@ -302,7 +304,7 @@ def _send_with_commit(session) -> None:
         with dbapi_connection.pipeline():
             for statement, params in statements:
                 cursor.execute(statement.sql, _bind(statement, params))
-            cursor.execute("COMMIT")
+            cursor.execute("COMMIT")  # skipped by the server if a write failed
     except dialect.loaded_dbapi.Error as error:
         sql = ";\n".join([*(statement.sql for statement, _ in statements), "COMMIT"])
         raise _database_error(connection, None, sql, None, error) from error
@@ -310,14 +312,25 @@ def _send_with_commit(session) -> None:
         _close(cursor, dialect)
 
 
-def _drop_unsent(connection, *_args) -> None:
+def _drop_unsent(connection: sa.Connection) -> None:
     if not connection.invalidated:  # lost: its info went with it
         connection.info.pop(SENT_WITH_COMMIT, None)
 
 
-def _send_before_other_statements(connection, *_args) -> None:
-    if SENT_WITH_COMMIT in connection.info:
-        _send_now(connection)
+def _drop_unsent_on_checkin(_dbapi_connection, record) -> None:
+    if record is not None:
+        record.info.pop(SENT_WITH_COMMIT, None)
+
+
+def _send_with_commits(engine: sa.Engine) -> None:
+    """Install the engine's listeners that send, and drop, writes waiting for the
+    COMMIT (once per engine)."""
+    if sa.event.contains(engine, "commit", _send_with_commit):
+        return
+    sa.event.listen(engine, "before_execute", _send_before_other_statements)
+    sa.event.listen(engine, "commit", _send_with_commit)
+    sa.event.listen(engine, "rollback", _drop_unsent)
+    sa.event.listen(engine, "checkin", _drop_unsent_on_checkin)
 
 
 def _database_error(connection: sa.Connection, cursor, sql: str, values, error):
@@ -417,9 +430,4 @@ def _close_connection(_error: BaseException | None = None) -> None:
 def init_app(app: Flask) -> None:
     app.teardown_appcontext(_close_connection)
     with app.app_context():
-        engine = db.engine
-    if not sa.event.contains(engine, "before_execute", _send_before_other_statements):
-        # A commit that is not the ORM session's sends them just before it.
-        sa.event.listen(engine, "before_execute", _send_before_other_statements)
-        sa.event.listen(engine, "commit", _send_before_other_statements)
-        sa.event.listen(engine, "rollback", _drop_unsent)
+        _send_with_commits(db.engine)

@@ -671,3 +671,52 @@ def test_on_postgresql_a_sent_write_goes_with_the_commit(app, player, monkeypatc
     assert entered == [in_transaction]
     assert committed == [idle]
     assert stored == 1
+
+
+def test_a_write_sent_inside_a_savepoint_stays_inside_the_transaction(app, player):
+    """Leaving a savepoint sends the write there; the transaction still decides."""
+    record = HotWrite(sa.insert(Response.__table__), columns=RESPONSE_COLUMNS)
+    with app.test_request_context("/", method="POST"):
+        attempt, _question = open_attempt_item(player)
+        db.session.get(User, player).display_name = "Outer"
+        db.session.flush()
+        with db.session.begin_nested():
+            record.send(**_response_values(attempt, 1))
+        db.session.rollback()
+        assert _stored_responses(db.engine) == 0
+        assert db.session.get(User, player).display_name == "Reader"
+        with db.session.begin_nested():
+            record.send(**_response_values(attempt, 2))
+        db.session.commit()
+        assert _stored_responses(db.engine) == 1
+
+
+def test_a_sent_write_that_fails_with_the_commit_keeps_nothing(app, player):
+    """Nothing but the write and the COMMIT (one round trip on PostgreSQL): the
+    write's error comes from the commit, the COMMIT is not run, and the session
+    works again once rolled back."""
+    record = HotWrite(sa.insert(Response.__table__), columns=RESPONSE_COLUMNS)
+    with app.test_request_context("/", method="POST"):
+        attempt, _question = open_attempt_item(player)
+        values = _response_values(attempt)
+        record.run(**values)
+        db.session.execute(
+            sa.update(User).where(User.id == player).values(display_name="Never")
+        )
+        record.send(**values)  # the same question again: a duplicate
+        with pytest.raises(sa.exc.IntegrityError, match="response"):
+            db.session.commit()
+        db.session.rollback()
+        assert db.session.get(User, player).display_name == "Reader"
+        assert _stored_responses(db.engine) == 0
+
+
+def test_writes_never_outlive_their_connections_checkout(app):
+    """Whatever ended the transaction (a failed COMMIT, say), a connection goes back
+    to the pool without writes waiting on it."""
+    with app.app_context():
+        pooled = db.engine.raw_connection()
+        info = pooled.info
+        info[SENT_WITH_COMMIT] = [(None, {})]
+        pooled.close()
+        assert SENT_WITH_COMMIT not in info
