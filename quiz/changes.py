@@ -459,12 +459,11 @@ def _seed_and_count(metadata: sa.MetaData) -> None:
 
 _seed_and_count(db.metadata)
 
-_READ_COUNTS = (
-    "SELECT table_name, changes, (SELECT schema_version FROM pragma_schema_version) "
-    "FROM table_change"
-)
-_COUNT_COUNTERS = (
-    "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name IN ({})"
+_READ_COUNTS = "SELECT table_name, changes FROM table_change"
+# The table and every counter trigger: 1 + len(COUNTERS) when all are there.
+_FIND_COUNTERS = (
+    "SELECT count(*) FROM sqlite_master WHERE (type = 'table' AND name = "
+    "'table_change') OR (type = 'trigger' AND name IN ({}))"
 ).format(", ".join(f"'{name}'" for name in sorted(COUNTERS)))
 
 
@@ -502,20 +501,18 @@ class TableCounts:
                 mine.connection = self._connect()
                 mine.pid = os.getpid()
                 mine.name = (os.getpid(), next(self._made))
-                mine.version = mine.counts = mine.schema = None
-                mine.counted = False
+                mine.version = mine.schema = None
+                mine.counts, mine.counted = {}, False
             connection = mine.connection
             version = connection.execute("PRAGMA data_version").fetchone()[0]
             if version != mine.version:
-                # Read after the version: counts at least as new as it says.
-                rows = connection.execute(_READ_COUNTS).fetchall()
-                schema = rows[0][2] if rows else None
-                if schema != mine.schema:  # the counters are checked again
-                    found = connection.execute(_COUNT_COUNTERS).fetchone()[0]
-                    mine.counted = found == len(COUNTERS)
+                schema = connection.execute("PRAGMA schema_version").fetchone()[0]
+                if schema != mine.schema:  # tables or triggers changed: look again
+                    mine.counted = _counters_found(connection)
                     mine.schema = schema
-                counts = {row[0]: row[1] for row in rows}
-                mine.counts = counts if mine.counted else {}
+                # Read after the version: counts at least as new as it says.
+                rows = connection.execute(_READ_COUNTS) if mine.counted else ()
+                mine.counts = {table: count for table, count in rows}
                 mine.version = version
         except sqlite3.Error as error:
             log.error("SQLite change counts unreadable (%s): reading every view", error)
@@ -526,10 +523,26 @@ class TableCounts:
         counts = mine.counts
         if not all(table in counts for table in tables):
             return None
-        return (mine.name, *(counts[table] for table in tables))
+        # The schema's version too: counts made afresh (the table dropped and made
+        # again) never match counts kept before.
+        return (mine.name, mine.schema, *(counts[table] for table in tables))
 
     def changed(self, _tables: Iterable[str]) -> None:
         """The triggers count commits' changes themselves."""
+
+
+def _counters_found(connection: sqlite3.Connection) -> bool:
+    """Whether ``table_change`` and every counter trigger are there; if not (a
+    database not yet upgraded, or a table rebuilt without its triggers), says so
+    once per schema change: nothing is kept meanwhile."""
+    found = connection.execute(_FIND_COUNTERS).fetchone()[0]
+    if found == 1 + len(COUNTERS):
+        return True
+    log.warning(
+        "SQLite change counters missing (run 'flask --app quiz db upgrade'): "
+        "reading every view"
+    )
+    return False
 
 
 def _snapshot_is_current() -> bool:

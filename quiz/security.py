@@ -145,7 +145,7 @@ def leaves_player_unchanged(view):
 def _load(user_id: int) -> User | None:
     """The player, in the ORM session; on a page that only reads or a view that leaves
     the player unchanged, a detached copy made from their row as last committed
-    (kept in this process until it changes, on PostgreSQL: ``quiz.changes``)."""
+    (kept in this process until it changes: ``quiz.changes``)."""
     if not (g.get("read_only_page") or g.get("player_unchanged")):
         return db.session.scalar(_USER_BY_ID, {"id": user_id})
     row = changes.kept(
