@@ -520,12 +520,12 @@ class TableCounts:
             if broken is not None:
                 broken.close()  # the next stamp opens another
             return None
-        counts = mine.counts
-        if not all(table in counts for table in tables):
-            return None
         # The schema's version too: counts made afresh (the table dropped and made
         # again) never match counts kept before.
-        return (mine.name, mine.schema, *(counts[table] for table in tables))
+        try:
+            return (mine.name, mine.schema, *map(mine.counts.__getitem__, tables))
+        except KeyError:  # a table without its count
+            return None
 
     def changed(self, _tables: Iterable[str]) -> None:
         """The triggers count commits' changes themselves."""
