@@ -113,6 +113,9 @@ def test_countdown_ends_on_time_is_up_without_reloading_again(app, live_server, 
     page.get_by_role("button", name="Start playing").click()
     page.goto(live_server + "/quizzes/timed")
     page.get_by_role("button", name="Start the quiz").click()
+    # The question page, loaded and enhanced: a reload while it is still being
+    # reached can find no page to reload.
+    page.wait_for_selector("html[data-enhanced] [data-answer-form]")
     attempt_id = int(re.search(r"/attempts/(\d+)/", page.url).group(1))
     with app.app_context():
         attempt = db.session.get(Attempt, attempt_id)
