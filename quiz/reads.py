@@ -62,8 +62,9 @@ class _Compiled:
     order: tuple[str, ...] | None
     binds: dict[str, Callable | None]
     compiled: sa.sql.compiler.Compiled
-    # Result value processors, known once a cursor has described the columns.
-    results: tuple[Callable | None, ...] | None = None
+    # The result columns that need converting, as (position, processor): known once
+    # a cursor has described the columns.
+    results: tuple[tuple[int, Callable], ...] | None = None
 
 
 class _HotStatement:
@@ -158,16 +159,23 @@ class HotRead(_HotStatement):
         made = [self._row(row, compiled.results) for row in rows]
         return made[0] if fetch_one else made
 
-    def _row(self, row: Sequence, processors: tuple[Callable | None, ...]):
-        return self.Row._make(
-            value if process is None else process(value)
-            for value, process in zip(row, processors, strict=True)
-        )
+    def _row(self, row: Sequence, converted: tuple[tuple[int, Callable], ...]):
+        if not converted:  # values as the driver gave them
+            return self.Row._make(row)
+        values = list(row)
+        for position, process in converted:
+            values[position] = process(values[position])
+        return self.Row._make(values)
 
-    def _result_processors(self, dialect, cursor) -> tuple[Callable | None, ...]:
-        return tuple(
+    def _result_processors(self, dialect, cursor) -> tuple[tuple[int, Callable], ...]:
+        processors = (
             kind.dialect_impl(dialect).result_processor(dialect, described[1])
             for kind, described in zip(self._types, cursor.description, strict=True)
+        )
+        return tuple(
+            (position, process)
+            for position, process in enumerate(processors)
+            if process is not None
         )
 
 
