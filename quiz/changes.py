@@ -421,50 +421,50 @@ COUNTERS = frozenset(
 )
 
 
-def sqlite_counters(table: str) -> list[str]:
-    """The statements that make SQLite count ``table``'s changed rows (again, if
-    it already did)."""
-    statements = []
-    for event in _COUNTED:
-        name = _counter_name(table, event)
-        statements += [
-            f"DROP TRIGGER IF EXISTS {name}",
-            (
-                f'CREATE TRIGGER {name} AFTER {event} ON "{table}" BEGIN '
-                f"UPDATE table_change SET changes = changes + 1 "
-                f"WHERE table_name = '{table}'; END"
-            ),
-        ]
-    return statements
+# A trigger per kind of change counts a watched table's changed rows (names and
+# tables are this module's own, filled in by the DDL construct).
+_COUNTER = (
+    'CREATE TRIGGER quiz_count_%(watched)s_%(kind)s AFTER %(event)s ON "%(watched)s" '
+    "BEGIN UPDATE table_change SET changes = changes + 1 "
+    "WHERE table_name = '%(watched)s'; END"
+)
 
 
-def _seed_and_count(metadata: sa.MetaData) -> None:
-    """``table_change`` made by ``create_all`` (the tests do) starts with a row per
-    watched table, and SQLite's watched tables get their counters, as the
-    migrations give a migrated database."""
-    rows = ", ".join(f"('{table}', 0)" for table in WATCHED)
-    sa.event.listen(
-        TABLE_CHANGES,
-        "after_create",
-        sa.DDL(f"INSERT INTO table_change (table_name, changes) VALUES {rows}"),
+@sa.event.listens_for(TABLE_CHANGES, "after_create")
+def _one_count_per_table(target, connection, **_kw) -> None:
+    """``table_change`` starts with a row per watched table."""
+    connection.execute(
+        target.insert(), [{"table_name": table, "changes": 0} for table in WATCHED]
     )
+
+
+def _count_changes(metadata: sa.MetaData) -> None:
+    """SQLite's watched tables made by ``create_all`` (the tests do) get the
+    counters that the migrations give a migrated database."""
     for table in WATCHED:
-        for statement in sqlite_counters(table):
+        for event in _COUNTED:
+            counter = sa.DDL(
+                _COUNTER,
+                context={"watched": table, "kind": event.lower(), "event": event},
+            )
             sa.event.listen(
                 metadata.tables[table],
                 "after_create",
-                sa.DDL(statement).execute_if(dialect="sqlite"),
+                counter.execute_if(dialect="sqlite"),
             )
 
 
-_seed_and_count(db.metadata)
+_count_changes(db.metadata)
 
-_READ_COUNTS = "SELECT table_name, changes FROM table_change"
-# The table and every counter trigger: 1 + len(COUNTERS) when all are there.
+# Each count with the schema's version, read in one statement.
+_READ_COUNTS = (
+    "SELECT table_name, changes, (SELECT schema_version FROM pragma_schema_version) "
+    "FROM table_change"
+)
 _FIND_COUNTERS = (
-    "SELECT count(*) FROM sqlite_master WHERE (type = 'table' AND name = "
-    "'table_change') OR (type = 'trigger' AND name IN ({}))"
-).format(", ".join(f"'{name}'" for name in sorted(COUNTERS)))
+    "SELECT name FROM sqlite_master WHERE (type = 'table' AND name = 'table_change') "
+    "OR (type = 'trigger' AND name LIKE 'quiz!_count!_%' ESCAPE '!')"
+)
 
 
 class TableCounts:
@@ -511,8 +511,12 @@ class TableCounts:
                     mine.counted = _counters_found(connection)
                     mine.schema = schema
                 # Read after the version: counts at least as new as it says.
-                rows = connection.execute(_READ_COUNTS) if mine.counted else ()
-                mine.counts = {table: count for table, count in rows}
+                rows = (
+                    connection.execute(_READ_COUNTS).fetchall() if mine.counted else []
+                )
+                if rows and rows[0][2] != schema:  # changed since: look again next time
+                    rows, version = [], None
+                mine.counts = {table: count for table, count, _schema in rows}
                 mine.version = version
         except sqlite3.Error as error:
             log.error("SQLite change counts unreadable (%s): reading every view", error)
@@ -535,8 +539,8 @@ def _counters_found(connection: sqlite3.Connection) -> bool:
     """Whether ``table_change`` and every counter trigger are there; if not (a
     database not yet upgraded, or a table rebuilt without its triggers), says so
     once per schema change: nothing is kept meanwhile."""
-    found = connection.execute(_FIND_COUNTERS).fetchone()[0]
-    if found == 1 + len(COUNTERS):
+    found = {name for (name,) in connection.execute(_FIND_COUNTERS)}
+    if found >= {"table_change", *COUNTERS}:
         return True
     log.warning(
         "SQLite change counters missing (run 'flask --app quiz db upgrade'): "

@@ -511,6 +511,30 @@ def test_sqlite_keeps_nothing_while_a_tables_changes_go_uncounted(
     assert len(warned) == (0 if counted else 1)
 
 
+def test_sqlite_counts_made_afresh_never_match_earlier_stamps(app, other_server):
+    """The table dropped and made again counts from 0 once more: the schema's
+    version in the stamp keeps what was kept under the old counts from being
+    served."""
+    if POSTGRES_URL:
+        pytest.skip("SQLite test")
+    feed = app.extensions[changes.EXTENSION]
+    before = feed.stamp(["user"])
+    assert before is not None
+    for name in changes.COUNTERS:
+        other_server.execute(f"DROP TRIGGER {name}")
+    other_server.execute("DROP TABLE table_change")
+    with app.app_context():
+        changes.TABLE_CHANGES.create(db.engine)  # its rows, at 0
+        for table in changes.WATCHED:  # and the counters create_all would add
+            for event in ("INSERT", "UPDATE", "DELETE"):
+                other_server.execute(
+                    changes._COUNTER
+                    % {"watched": table, "kind": event.lower(), "event": event}
+                )
+    after = feed.stamp(["user"])
+    assert after is not None and after[1] != before[1]  # counts alone may match
+
+
 def test_answering_keeps_the_players_row(
     app, client, player, listening, other_server, monkeypatch
 ):
