@@ -75,8 +75,8 @@ def register_extensions(app: Flask) -> None:
 
     security.init_app(app)
     cache.init_app(app)
+    reads.init_app(app)  # its commit listener first: changes count once sent
     changes.init_app(app)
-    reads.init_app(app)
 
 
 class BoundedIntConverter(IntegerConverter):

@@ -206,8 +206,8 @@ class HotWrite(_HotStatement):
         return count
 
     def send(self, **params: Any) -> None:
-        """Run it with the transaction's COMMIT, when the ORM session commits: on
-        PostgreSQL in the same round trip. For a write whose count of rows does not
+        """Run it with its transaction's COMMIT, when that commits: on PostgreSQL
+        in the same round trip. For a write whose count of rows does not
         matter, as the last statement of its transaction: any statement run on the
         transaction before the commit sends it first, and a rollback drops it."""
         connection = self._connection()
@@ -315,7 +315,14 @@ def _send_with_commit(connection: sa.Connection) -> None:
             cursor.execute("COMMIT")  # skipped by the server if a write failed
     except dialect.loaded_dbapi.Error as error:
         sql = ";\n".join([*(statement.sql for statement, _ in statements), "COMMIT"])
-        raise _database_error(connection, None, sql, None, error) from error
+        failure = _database_error(connection, None, sql, None, error)
+        if not failure.connection_invalidated:
+            # Ended as a failed COMMIT ends it: SQLAlchemy sends no ROLLBACK after a
+            # commit that failed, and the pool would take the connection back with
+            # its failed transaction open.
+            with suppress(dialect.loaded_dbapi.Error):
+                dbapi_connection.rollback()
+        raise failure from error
     finally:
         _close(cursor, dialect)
 

@@ -720,3 +720,27 @@ def test_writes_never_outlive_their_connections_checkout(app):
         info[SENT_WITH_COMMIT] = [(None, {})]
         pooled.close()
         assert SENT_WITH_COMMIT not in info
+
+
+@requires_postgres
+def test_a_failed_send_leaves_no_transaction_open_on_the_pooled_connection(app, player):
+    """Even when the session is only closed (no rollback), the connection goes
+    back to the pool ready for the next request."""
+    record = HotWrite(sa.insert(Response.__table__), columns=RESPONSE_COLUMNS)
+    with app.test_request_context("/", method="POST"):
+        attempt, _question = open_attempt_item(player)
+        values = _response_values(attempt)
+        record.run(**values)
+        record.send(**values)
+        with pytest.raises(sa.exc.IntegrityError):
+            db.session.commit()
+        db.session.close()
+    with app.test_request_context("/", method="POST"):
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(User)) >= 1
+        db.session.rollback()
+    assert _stored_responses_of(app) == 0
+
+
+def _stored_responses_of(app) -> int:
+    with app.app_context():
+        return _stored_responses(db.engine)
