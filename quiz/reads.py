@@ -77,8 +77,7 @@ class _HotStatement:
 
     def _execute(self, connection: sa.Connection, params: dict[str, Any], fetch):
         """Run the statement on ``connection``; ``fetch`` reads the cursor."""
-        if SENT_WITH_COMMIT in connection.info:  # writes sent before it go first
-            _send_now(connection)
+        _send_pending(connection)  # writes sent before it go first
         dialect = connection.dialect
         compiled = self._compiled(dialect)
         values = _bind(compiled, params)
@@ -242,8 +241,7 @@ def read_together(*reads: tuple[HotRead, dict[str, Any]]) -> list[list]:
     the lock was waited for.
     """
     connection = _connection()
-    if SENT_WITH_COMMIT in connection.info:  # writes sent before them go first
-        _send_now(connection)
+    _send_pending(connection)  # writes sent before them go first
     dialect = connection.dialect
     # Pipeline mode needs libpq 14 or newer (psycopg's binary wheels bring it).
     if dialect.driver != "psycopg" or not dialect.loaded_dbapi.Pipeline.is_supported():
@@ -288,7 +286,8 @@ def _send_now(connection: sa.Connection) -> None:
         write._execute(connection, params, lambda *_args: None)
 
 
-def _send_before_other_statements(connection: sa.Connection, *_args) -> None:
+def _send_pending(connection: sa.Connection, *_args) -> None:
+    """Before another statement on the transaction: the writes waiting go first."""
     if SENT_WITH_COMMIT in connection.info:
         _send_now(connection)
 
@@ -333,8 +332,7 @@ def _drop_unsent(connection: sa.Connection) -> None:
 
 
 def _drop_unsent_on_checkin(_dbapi_connection, record) -> None:
-    if record is not None:
-        record.info.pop(SENT_WITH_COMMIT, None)
+    record.info.pop(SENT_WITH_COMMIT, None)
 
 
 def _send_with_commits(engine: sa.Engine) -> None:
@@ -342,7 +340,7 @@ def _send_with_commits(engine: sa.Engine) -> None:
     COMMIT (once per engine)."""
     if sa.event.contains(engine, "commit", _send_with_commit):
         return
-    sa.event.listen(engine, "before_execute", _send_before_other_statements)
+    sa.event.listen(engine, "before_execute", _send_pending)
     sa.event.listen(engine, "commit", _send_with_commit)
     sa.event.listen(engine, "rollback", _drop_unsent)
     sa.event.listen(engine, "checkin", _drop_unsent_on_checkin)
