@@ -299,8 +299,8 @@ def parse_wrk(out: str) -> WrkResult:
     return WrkResult(int(requests), float(seconds), rps, p50, p99, errors)
 
 
-def row(label: str, result: WrkResult, ceiling: WrkResult | None) -> str:
-    ratio = f"{result.rps / ceiling.rps:5.2f}x" if ceiling else "    - "
+def row(label: str, result: WrkResult, ceiling_rps: float | None) -> str:
+    ratio = f"{result.rps / ceiling_rps:5.2f}x" if ceiling_rps else "    - "
     return (
         f"{label:<34} {result.rps:9.0f} req/s  p50 {result.p50_ms:7.2f} ms  "
         f"p99 {result.p99_ms:7.2f} ms  {ratio}  errors {result.errors}"
@@ -364,3 +364,59 @@ class CpuMeter:
 
     def _database_pids(self) -> list[int]:
         return postgres_pids() if self.postgres else []
+
+
+class Ceiling:
+    """The bare-Flask ceiling, served for a whole run and measured again after each
+    of the app's figures (``Served``): a figure's ratio is to the mean of the
+    ceilings measured just before and just after it, so that a busy spell on a
+    shared machine weighs on both sides of the ratio, not on one."""
+
+    def __init__(self, server: Server, measure: dict):
+        self.server = server
+        self.measure = measure
+        self.runs: list[WrkResult] = []
+
+    def take(self) -> tuple[WrkResult, str]:
+        """Measure the ceiling now: its result, and its lines to print (with the CPU
+        time per request of the bare workers)."""
+        cpu = CpuMeter(self.server.worker_pids(), postgres=False)
+        cpu.start()
+        result = wrk(self.server.url + "/", **self.measure)
+        used = cpu.per_request(result.requests)
+        self.runs.append(result)
+        return result, f"{row('bare Flask (ceiling)', result, None)}\n{'':34} {used}"
+
+    def latest(self) -> WrkResult:
+        """The last ceiling measured; the first is measured (and printed) now."""
+        if not self.runs:
+            print(self.take()[1])
+        return self.runs[-1]
+
+    def summary(self) -> str:
+        rates = [result.rps for result in self.runs]
+        return (
+            f"ceiling over the run: {min(rates):,.0f} to {max(rates):,.0f} req/s "
+            f"in {len(rates)} measures"
+        )
+
+
+@dataclass
+class Served:
+    """wrk against one server, each figure printed with its CPU time per request
+    and its ratio to the ceilings measured either side of it."""
+
+    server: Server
+    cpu: CpuMeter
+    ceiling: Ceiling
+
+    def measure(self, label: str, target: str, **options) -> WrkResult:
+        before = self.ceiling.latest()
+        self.cpu.start()
+        result = wrk(self.server.url + target, **options)
+        used = self.cpu.per_request(result.requests)
+        after, lines = self.ceiling.take()  # the ratio needs it; printed below
+        print(row(label, result, (before.rps + after.rps) / 2))
+        print(f"{'':34} {used}")
+        print(lines)
+        return result

@@ -45,15 +45,14 @@ from bench.common import (
     BOARD_QUIZ,
     WORK,
     WORKERS,
+    Ceiling,
     CpuMeter,
     Dataset,
+    Served,
     ensure_dataset,
     flask_env,
     gunicorn,
-    row,
-    wrk,
 )
-from bench.pages import Served
 
 ANSWERS = WORK / "answers.lua"
 
@@ -131,9 +130,10 @@ def create_app():
 
 def probe_script(answers: list[tuple[str, str, str]], probe: str) -> Path:
     """A wrk script posting the prepared answers' forms to a probe instead."""
+    prefix = f"/probe/{probe}/"
     moved = [
         (
-            path.replace("/attempts/", f"/probe/{probe}/").replace("/questions/", "/"),
+            path.replace("/attempts/", prefix).replace("/questions/", "/"),
             cookie,
             body,
         )
@@ -164,13 +164,6 @@ def run(kind: str, args) -> None:
     measure = {"seconds": args.seconds, "connections": args.connections}
     postgres = kind == "postgresql"
     print(f"\n{kind}")
-    with gunicorn("bench.bare:app", flask_env(data.url)) as bare:
-        cpu = CpuMeter(bare.worker_pids(), postgres=False)
-        cpu.start()
-        ceiling = wrk(bare.url + "/", **measure)
-        used = cpu.per_request(ceiling.requests)
-    print(row("bare Flask (ceiling)", ceiling, None))
-    print(f"{'':34} {used}")
     app = players.local_app(data.url)
     client, player = players.guest(app, "Layers Player")
     players.play_through(app, client, player, BOARD_QUIZ)
@@ -178,23 +171,29 @@ def run(kind: str, args) -> None:
     with data_engine(data.url) as engine, engine.begin() as connection:
         PROBE_WRITES.create(connection, checkfirst=True)
         connection.execute(PROBE_WRITES.delete())  # the last run's rows
-    with gunicorn("bench.layers:create_app()", flask_env(data.url)) as server:
-        served = Served(server, CpuMeter(server.worker_pids(), postgres=postgres))
-        served.measure("app hooks, not signed in", "/probe/ok", ceiling, **measure)
-        for label, path in (
-            ("+ signed in", "/probe/signed-in"),
-            ("+ the layout", "/probe/layout"),
-            ("the quiz leaderboard", f"/quizzes/{BOARD_QUIZ}/leaderboard"),
-        ):
-            served.measure(label, path, ceiling, headers=player.headers, **measure)
-        for label, script in (
-            ("POST, signed in, redirect", probe_script(answers, "post")),
-            ("+ a write transaction", probe_script(answers, "write")),
-            ("answering a question", players.answer_script(answers, ANSWERS)),
-        ):
-            served.measure(
-                label, "/", ceiling, script=script, script_args=("2",), **measure
-            )
+    with gunicorn("bench.bare:app", flask_env(data.url)) as bare:
+        ceiling = Ceiling(bare, measure)
+        with gunicorn("bench.layers:create_app()", flask_env(data.url)) as server:
+            cpu = CpuMeter(server.worker_pids(), postgres=postgres)
+            measure_app(Served(server, cpu, ceiling), player, answers, measure)
+        print(ceiling.summary())
+
+
+def measure_app(served: Served, player, answers, measure: dict) -> None:
+    """The app's figures, layer by layer (see the module's notes)."""
+    served.measure("app hooks, not signed in", "/probe/ok", **measure)
+    for label, path in (
+        ("+ signed in", "/probe/signed-in"),
+        ("+ the layout", "/probe/layout"),
+        ("the quiz leaderboard", f"/quizzes/{BOARD_QUIZ}/leaderboard"),
+    ):
+        served.measure(label, path, headers=player.headers, **measure)
+    for label, script in (
+        ("POST, signed in, redirect", probe_script(answers, "post")),
+        ("+ a write transaction", probe_script(answers, "write")),
+        ("answering a question", players.answer_script(answers, ANSWERS)),
+    ):
+        served.measure(label, "/", script=script, script_args=("2",), **measure)
 
 
 @contextmanager

@@ -9,8 +9,10 @@ and with 1,000,000 finished attempts. wrk measures, signed in as a ranked player
 - answering a question: a POST with its CSRF token, each one a first answer to a
   question of a real open attempt.
 
-Under each figure: the CPU time per request of the workers (and of PostgreSQL), a
-steadier measure than requests/s on a shared machine.
+The ceiling stays served and is measured again after each figure: a figure's ratio
+is to the mean of the ceilings either side of it (``bench.common.Ceiling``). Under
+each figure: the CPU time per request of the workers (and of PostgreSQL), a steadier
+measure than requests/s on a shared machine.
 
     .venv/bin/python -m bench.pages [--db sqlite|postgresql|both] [--seconds 10]
 """
@@ -19,22 +21,20 @@ from __future__ import annotations
 
 import argparse
 import platform
-from dataclasses import dataclass
 
 from bench import players
 from bench.common import (
     BOARD_QUIZ,
     WORK,
     WORKERS,
+    Ceiling,
     CpuMeter,
     Dataset,
-    Server,
+    Served,
     WrkResult,
     ensure_dataset,
     flask_env,
     gunicorn,
-    row,
-    wrk,
 )
 
 
@@ -63,61 +63,42 @@ def run(kind: str, args) -> None:
     measure = {"seconds": args.seconds, "connections": args.connections}
     print(f"\n{kind}")
     postgres = kind == "postgresql"
-    with gunicorn("bench.bare:app", flask_env(small.url)) as bare:
-        cpu = CpuMeter(bare.worker_pids(), postgres=False)
-        cpu.start()
-        ceiling = wrk(bare.url + "/", **measure)
-        used = cpu.per_request(ceiling.requests)  # while the workers run
-    print(row("bare Flask (ceiling)", ceiling, None))
-    print(f"{'':34} {used}")
     results: dict[str, WrkResult] = {}
-    for data in (small, large):
-        label = f"{data.attempts:,} attempts"
-        app = players.local_app(data.url)
-        client, player = players.guest(app, "Bench Player")
-        players.play_through(app, client, player, BOARD_QUIZ)
-        headers = player.headers
-        with gunicorn("quiz:create_app()", flask_env(data.url)) as server:
-            served = Served(server, CpuMeter(server.worker_pids(), postgres=postgres))
-            results[f"leaderboard {data.attempts}"] = served.measure(
-                f"leaderboard, {label}",
-                f"/quizzes/{BOARD_QUIZ}/leaderboard",
-                ceiling,
-                headers=headers,
-                **measure,
-            )
-            if data is large:
-                served.measure(
-                    f"catalogue, {label}", "/", ceiling, headers=headers, **measure
-                )
+    with gunicorn("bench.bare:app", flask_env(small.url)) as bare:
+        ceiling = Ceiling(bare, measure)
+        for data in (small, large):
+            label = f"{data.attempts:,} attempts"
+            app = players.local_app(data.url)
+            client, player = players.guest(app, "Bench Player")
+            players.play_through(app, client, player, BOARD_QUIZ)
+            headers = player.headers
+            if data is large:  # made before the server starts, not while it serves
                 script, planned = answer_script(app, measure)
-                answering = served.measure(
-                    f"answering, {label}",
-                    "/",
-                    ceiling,
-                    script=script,
-                    script_args=("2",),
+            with gunicorn("quiz:create_app()", flask_env(data.url)) as server:
+                cpu = CpuMeter(server.worker_pids(), postgres=postgres)
+                served = Served(server, cpu, ceiling)
+                results[f"leaderboard {data.attempts}"] = served.measure(
+                    f"leaderboard, {label}",
+                    f"/quizzes/{BOARD_QUIZ}/leaderboard",
+                    headers=headers,
                     **measure,
                 )
-                fresh = min(answering.requests, planned)
-                print(f"{'':34} {fresh:,} first answers of {planned:,} prepared")
+                if data is large:
+                    served.measure(
+                        f"catalogue, {label}", "/", headers=headers, **measure
+                    )
+                    answering = served.measure(
+                        f"answering, {label}",
+                        "/",
+                        script=script,
+                        script_args=("2",),
+                        **measure,
+                    )
+                    fresh = min(answering.requests, planned)
+                    print(f"{'':34} {fresh:,} first answers of {planned:,} prepared")
+        print(ceiling.summary())
     ratio = results["leaderboard 1000000"].p50_ms / results["leaderboard 10000"].p50_ms
     print(f"leaderboard p50 at 1,000,000 / at 10,000 attempts: {ratio:.2f}x")
-
-
-@dataclass
-class Served:
-    """wrk against one server, printing each figure with its CPU time per request."""
-
-    server: Server
-    cpu: CpuMeter
-
-    def measure(self, label: str, target: str, ceiling: WrkResult, **options):
-        self.cpu.start()
-        result = wrk(self.server.url + target, **options)
-        print(row(label, result, ceiling))
-        print(f"{'':34} {self.cpu.per_request(result.requests)}")
-        return result
 
 
 def answer_script(app, measure: dict):
