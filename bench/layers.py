@@ -15,7 +15,9 @@ without a transaction:
 - the quiz leaderboard.
 
 Then a form's POST, up to answering a question, each request with its CSRF token
-and the session of a guest with open attempts (as in ``bench.pages``):
+and the session of a guest with open attempts (as in ``bench.pages``). First the
+floor of any write, served by ``bench.floor`` (a bare Flask view writing one row with
+the database driver alone), then the app:
 
 - ``POST /probe/post/<attempt>/<position>``: the CSRF check, the player's session,
   and the redirect that answering sends, with no database work;
@@ -129,8 +131,9 @@ def create_app():
 
 
 def probe_script(answers: list[tuple[str, str, str]], probe: str) -> Path:
-    """A wrk script posting the prepared answers' forms to a probe instead."""
-    prefix = f"/probe/{probe}/"
+    """A wrk script posting the prepared answers' forms to a probe instead (the
+    ``floor`` probe is ``bench.floor``'s)."""
+    prefix = "/floor/" if probe == "floor" else f"/probe/{probe}/"
     moved = [
         (
             path.replace("/attempts/", prefix).replace("/questions/", "/"),
@@ -173,6 +176,15 @@ def run(kind: str, args) -> None:
         connection.execute(PROBE_WRITES.delete())  # the last run's rows
     with gunicorn("bench.bare:app", flask_env(data.url)) as bare:
         ceiling = Ceiling(bare, measure)
+        with gunicorn("bench.floor:app", flask_env(data.url)) as floor:
+            cpu = CpuMeter(floor.worker_pids(), postgres=postgres)
+            Served(floor, cpu, ceiling).measure(
+                "bare Flask POST, one driver INSERT",
+                "/",
+                script=probe_script(answers, "floor"),
+                script_args=("2",),
+                **measure,
+            )
         with gunicorn("bench.layers:create_app()", flask_env(data.url)) as server:
             cpu = CpuMeter(server.worker_pids(), postgres=postgres)
             measure_app(Served(server, cpu, ceiling), player, answers, measure)
