@@ -23,7 +23,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-WORK = Path(os.environ.get("BENCH_DIR", Path(tempfile.gettempdir()) / "quiz-bench"))
+WORK = Path(
+    os.environ.get("BENCH_DIR", Path(tempfile.gettempdir()) / "quiz-bench")
+).resolve()
 SECRET_KEY = "bench-secret-key-" + "b" * 40
 POSTGRES_SERVER = os.environ.get(
     "BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432"
@@ -368,9 +370,9 @@ class CpuMeter:
 
 class Ceiling:
     """The bare-Flask ceiling, served for a whole run and measured again after each
-    of the app's figures (``Served``): a figure's ratio is to the mean of the
-    ceilings measured just before and just after it, so that a busy spell on a
-    shared machine weighs on both sides of the ratio, not on one."""
+    of the app's figures (``Served``): a figure's ratio is to the mean of the last
+    ceiling measured before it and the one measured right after it, so that a busy
+    spell on a shared machine weighs on both sides of the ratio, not on one."""
 
     def __init__(self, server: Server, measure: dict):
         self.server = server
@@ -404,7 +406,7 @@ class Ceiling:
 @dataclass
 class Served:
     """wrk against one server, each figure printed with its CPU time per request
-    and its ratio to the ceilings measured either side of it."""
+    and its ratio to the ceilings measured either side of it (``Ceiling``)."""
 
     server: Server
     cpu: CpuMeter

@@ -1,14 +1,14 @@
 """The floor of any write: a bare Flask view that takes a POSTed form, writes one row
-with the database driver alone, and redirects.
+with the database driver alone, and redirects; and the same view without the write.
 
-Served by gunicorn with the same settings as the app (``bench.layers`` runs it), it
-shows what one INSERT and its COMMIT cost a Flask endpoint on this machine before
-any of the app's layers: no session, CSRF check, ORM or pool. The row goes into
-``bench_probe_write`` (made by ``bench.layers``) of the database in
-``QUIZ_DATABASE_URL``; on SQLite in a ``BEGIN IMMEDIATE`` transaction whose write
-lock is waited for as the app waits for it (``quiz.sqlite``: short pauses, not
-SQLite's busy handler, which sleeps a millisecond and more), on PostgreSQL as one
-statement in autocommit (one round trip).
+Served by gunicorn with the same settings as the app (``bench.layers`` runs it), the
+two show what a form's POST costs a Flask endpoint on this machine, and what one
+INSERT and its COMMIT add to it, before any of the app's layers: no session, CSRF
+check, ORM or pool. The row goes into ``bench_probe_write`` (made by
+``bench.layers``) of the database in ``QUIZ_DATABASE_URL``; on SQLite in a ``BEGIN
+IMMEDIATE`` transaction whose write lock is waited for as the app waits for it
+(``quiz.sqlite``: short pauses, not SQLite's busy handler, which sleeps a millisecond
+and more), on PostgreSQL as one statement in autocommit (one round trip).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import time
 from flask import Flask, redirect, request
 from sqlalchemy.engine import make_url
 
-from quiz.sqlite import FIRST_PAUSE, LONGEST_PAUSE
+from quiz.sqlite import BUSY_TIMEOUT_MS, FIRST_PAUSE, LONGEST_PAUSE
 
 app = Flask(__name__)
 _connection = None
@@ -38,6 +38,7 @@ def _connect():
     import psycopg
 
     options = url.translate_connect_args(username="user", database="dbname")
+    options.update(url.query)  # host=/run/postgresql, sslmode=... and the like
     return psycopg.connect(autocommit=True, **options), INSERT + "(%s, %s)"
 
 
@@ -55,23 +56,36 @@ def _write(attempt_id: int, position: int) -> None:
 
 
 def _begin_immediate(connection: sqlite3.Connection) -> None:
+    """As the app begins a write (``quiz.sqlite._begin_immediate``)."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
     pause = FIRST_PAUSE
     while True:
         try:
             connection.execute("BEGIN IMMEDIATE")
             return
         except sqlite3.OperationalError as error:
-            if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+            busy = error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
+            if not busy or time.monotonic() >= deadline:
                 raise
         time.sleep(pause)
         pause = min(pause * 2, LONGEST_PAUSE)
 
 
-@app.post("/floor/<int:attempt_id>/<int:position>")
-def written(attempt_id: int, position: int):
-    request.form.get("choice")  # the form is read, as a view that answers reads it
-    _write(attempt_id, position)
+def _answered(attempt_id: int, position: int):
     return redirect(f"/attempts/{attempt_id}/questions/{position}")
+
+
+@app.post("/floor/post/<int:attempt_id>/<int:position>")
+def posted(attempt_id: int, position: int):
+    request.form.get("choice")  # the form is read, as a view that answers reads it
+    return _answered(attempt_id, position)
+
+
+@app.post("/floor/write/<int:attempt_id>/<int:position>")
+def written(attempt_id: int, position: int):
+    request.form.get("choice")
+    _write(attempt_id, position)
+    return _answered(attempt_id, position)
 
 
 @app.get("/")

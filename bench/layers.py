@@ -1,10 +1,19 @@
 """What a page costs before its content: the app's layers, one at a time.
 
 Serves, with the same gunicorn settings as the other benchmarks, the bare-Flask
-ceiling and the quiz app with probe views added in this module only (the app itself
-has no such routes), on the 1,000,000-attempt database. First a page, up to the real
-leaderboard, signed in as the same guest; like the play pages, these probes read
-without a transaction:
+ceiling, the floor of a form's write (``bench.floor``), and the quiz app with probe
+views added in this module only (the app itself has no such routes), on the
+1,000,000-attempt database. Every form's POST sends a prepared answer's body (its
+choice and CSRF token) with its guest's cookie, as in ``bench.pages``.
+
+First the floor, a bare Flask app with no session, CSRF check, ORM or pool:
+
+- ``POST /floor/post/<attempt>/<position>``: the form read, and a redirect;
+- ``POST /floor/write/<attempt>/<position>``: the same, plus one row written into
+  ``bench_probe_write`` with the database driver alone.
+
+Then the app. A page, up to the real leaderboard, signed in as the same guest; like
+the play pages, these probes read without a transaction:
 
 - ``/probe/ok``: "ok" through every hook of the app (session cookie, the security
   headers, CSRF and rate-limit checks, database session teardown), not signed in;
@@ -14,10 +23,8 @@ without a transaction:
   in: what any page costs before its own content;
 - the quiz leaderboard.
 
-Then a form's POST, up to answering a question, each request with its CSRF token
-and the session of a guest with open attempts (as in ``bench.pages``). First the
-floor of any write, served by ``bench.floor`` (a bare Flask view writing one row with
-the database driver alone), then the app:
+Then a form's POST, up to answering a question, with the session of a guest with
+open attempts:
 
 - ``POST /probe/post/<attempt>/<position>``: the CSRF check, the player's session,
   and the redirect that answering sends, with no database work;
@@ -131,9 +138,10 @@ def create_app():
 
 
 def probe_script(answers: list[tuple[str, str, str]], probe: str) -> Path:
-    """A wrk script posting the prepared answers' forms to a probe instead (the
-    ``floor`` probe is ``bench.floor``'s)."""
-    prefix = "/floor/" if probe == "floor" else f"/probe/{probe}/"
+    """A wrk script posting the prepared answers' forms to a probe instead: this
+    module's (``post``, ``write``) or ``bench.floor``'s (``floor/post``,
+    ``floor/write``)."""
+    prefix = f"/{probe}/" if probe.startswith("floor/") else f"/probe/{probe}/"
     moved = [
         (
             path.replace("/attempts/", prefix).replace("/questions/", "/"),
@@ -142,7 +150,8 @@ def probe_script(answers: list[tuple[str, str, str]], probe: str) -> Path:
         )
         for path, cookie, body in answers
     ]
-    return players.answer_script(moved, WORK / f"probe-{probe}.lua")
+    name = probe.replace("/", "-")
+    return players.answer_script(moved, WORK / f"probe-{name}.lua")
 
 
 def main() -> None:
@@ -178,13 +187,13 @@ def run(kind: str, args) -> None:
         ceiling = Ceiling(bare, measure)
         with gunicorn("bench.floor:app", flask_env(data.url)) as floor:
             cpu = CpuMeter(floor.worker_pids(), postgres=postgres)
-            Served(floor, cpu, ceiling).measure(
-                "bare Flask POST, one driver INSERT",
-                "/",
-                script=probe_script(answers, "floor"),
-                script_args=("2",),
-                **measure,
-            )
+            served = Served(floor, cpu, ceiling)
+            for label, probe in (
+                ("bare Flask POST, redirect", "floor/post"),
+                ("+ one INSERT, driver alone", "floor/write"),
+            ):
+                script = probe_script(answers, probe)
+                served.measure(label, "/", script=script, script_args=("2",), **measure)
         with gunicorn("bench.layers:create_app()", flask_env(data.url)) as server:
             cpu = CpuMeter(server.worker_pids(), postgres=postgres)
             measure_app(Served(server, cpu, ceiling), player, answers, measure)
