@@ -1,5 +1,6 @@
 """The floor of any write: a bare Flask view that takes a POSTed form, writes one row
-with the database driver alone, and redirects; and the same view without the write.
+with the database driver alone, and redirects; and a second view that does the same
+without the write.
 
 Served by gunicorn with the same settings as the app (``bench.layers`` runs it), the
 two show what a form's POST costs a Flask endpoint on this machine, and what one

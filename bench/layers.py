@@ -35,7 +35,9 @@ open attempts:
   SQLite, sent with the COMMIT (``HotWrite.send``: one round trip on PostgreSQL);
 - answering the question itself (``bench.pages``).
 
-Under each figure, the CPU time per request of the workers (and of PostgreSQL).
+The ceiling stays served and is measured again after each figure: a figure's ratio
+is to the mean of the ceilings either side of it (``bench.common.Ceiling``). Under
+each figure, the CPU time per request of the workers (and of PostgreSQL).
 
     .venv/bin/python -m bench.layers [--db sqlite|postgresql|both] [--seconds 10]
 """
