@@ -446,10 +446,18 @@ def marking(revision_id: int) -> Marking:
 
 
 def record_answer(
-    sheet: AnswerSheet, position: int, chosen: list[int], *, now: datetime | None = None
+    sheet: AnswerSheet,
+    position: int,
+    chosen: list[int] | None,
+    *,
+    now: datetime | None = None,
 ) -> bool:
     """Record and mark a first answer; False if the question was already answered
-    (the answer recorded first stands, unchanged).
+    (the answer recorded first stands, unchanged). ``chosen`` is None when what was
+    posted is no choice id at all.
+
+    A choice that is not one of the question's options, no choice, or several for
+    a question with one answer raise ``InvalidAnswer``.
 
     An answer after the deadline finishes the attempt and raises ``AttemptClosed``;
     the answer that completes the attempt finishes it. Call with a sheet read by
@@ -509,7 +517,11 @@ _RECORD = HotWrite(
 )
 
 
-def _checked_choice(rules: Marking, item: SheetItem, chosen: list[int]) -> set[int]:
+def _checked_choice(
+    rules: Marking, item: SheetItem, chosen: list[int] | None
+) -> set[int]:
+    if chosen is None:
+        raise InvalidAnswer("That choice is not one of this question's options.")
     chosen_set = set(chosen)
     if not chosen_set:
         raise InvalidAnswer("Choose an answer before submitting.")

@@ -206,9 +206,10 @@ def test_double_submit_shows_the_recorded_result(client, app, quiz):
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({}, "Choose an answer."),
-        ({"choice": "abc"}, "could not be coerced"),
-        ({"choice": "999999"}, "not a valid choice"),
+        ({}, "Choose an answer before submitting."),
+        ({"choice": "abc"}, "That choice is not one of this question"),
+        ({"choice": "999999"}, "That choice is not one of this question"),
+        ({"choice": ["1", "x" * 5000]}, "That choice is not one of this question"),
     ],
 )
 def test_bad_answer_re_renders_the_question_with_a_message(client, quiz, data, message):

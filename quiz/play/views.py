@@ -25,7 +25,7 @@ from ..models import Quiz
 from ..reads import HotRead
 from ..security import leaves_player_unchanged, safe_next_url
 from . import bp
-from .forms import AnswerForm, FinishForm, GuestForm, StartForm
+from .forms import AnswerForm, FinishForm, GuestForm, StartForm, posted_choices
 
 
 @bp.get("/")
@@ -107,18 +107,15 @@ def question(attempt_id: int, position: int):
 def answer(attempt_id: int, position: int):
     sheet = _answer_sheet(attempt_id)
     item = _sheet_item(sheet, position)
-    form = AnswerForm(item.choice_order)
-    still_open = not sheet.finished and not sheet.is_expired()
-    if still_open and not item.answered and not form.validate_on_submit():
-        return _question_page(attempt_id, position, form, status=422)
     try:
-        attempts.record_answer(sheet, position, form.choice.data or [])
+        attempts.record_answer(sheet, position, posted_choices(request.form))
     except attempts.AttemptClosed as exc:
         db.session.commit()  # keeps the finish that a late answer triggers
         return render_template(
             "play/closed.html", attempt=_player_attempt(attempt_id), message=str(exc)
         ), 409
     except attempts.InvalidAnswer as exc:
+        form = AnswerForm(item.choice_order)
         form.choice.errors = [str(exc)]
         return _question_page(attempt_id, position, form, status=422)
     db.session.commit()
