@@ -31,8 +31,9 @@ open attempts:
 - ``POST /probe/write/<attempt>/<position>``: the same, plus the smallest write
   transaction, run as answering runs its own: one INSERT (into a table of its own,
   ``bench_probe_write``, made in the bench databases only and emptied at the start
-  of each run) on the session's connection, begun with ``BEGIN IMMEDIATE`` on
-  SQLite, sent with the COMMIT (``HotWrite.send``: one round trip on PostgreSQL);
+  of each run) in a ``core_transaction`` (a pooled connection, no ORM session),
+  begun with ``BEGIN IMMEDIATE`` on SQLite, sent with the COMMIT
+  (``HotWrite.send``: one round trip on PostgreSQL);
 - answering the question itself (``bench.pages``).
 
 The ceiling stays served and is measured again after each figure: a figure's ratio
@@ -87,9 +88,8 @@ def create_app():
     from flask_login import current_user, login_required
 
     from quiz import create_app as create_quiz_app
-    from quiz.extensions import db
     from quiz.play import _read_only_pages as read_only_pages
-    from quiz.reads import HotWrite
+    from quiz.reads import HotWrite, core_transaction
     from quiz.security import leaves_player_unchanged
 
     app = create_quiz_app()
@@ -123,8 +123,8 @@ def create_app():
         )
 
     def written(attempt_id: int, position: int):
-        record.send(attempt_id=attempt_id, position=position)
-        db.session.commit()
+        with core_transaction():
+            record.send(attempt_id=attempt_id, position=position)
         return posted(attempt_id, position)
 
     forms = Blueprint("probe_forms", __name__, url_prefix="/probe")

@@ -280,9 +280,7 @@ def _changed_here(tables: tuple[str, ...]) -> bool:
     """Whether this request's transaction changed one of ``tables``."""
     if has_request_context() and g.get("read_only_page"):
         return False  # autocommit, and writes are refused
-    if not db.session.registry.has():
-        return False
-    connection = db.session().info.get(reads.TRANSACTION_CONNECTION)
+    connection = reads.transaction_connection()
     written = None if connection is None else connection.info.get(WRITTEN)
     return bool(written) and (EVERYTHING in written or not written.isdisjoint(tables))
 
@@ -295,8 +293,8 @@ def _count_own_commits(engine: sa.Engine, feed: ChangeFeed | TableCounts) -> Non
     request in this process sees the change without waiting for the notification.
 
     Counted twice: as the commit starts (the engine's ``commit`` event), and again
-    once it is done (the ORM session's ``after_commit``), so that a read made by
-    another thread between the two is not kept under the new counts.
+    once it is done (``committed``), so that a read made by another thread between
+    the two is not kept under the new counts.
     """
 
     @sa.event.listens_for(engine, "before_execute")
@@ -324,6 +322,13 @@ _just_committed = threading.local()
 
 @sa.event.listens_for(db.session, "after_commit")
 def _committed(_session) -> None:
+    committed()
+
+
+def committed() -> None:
+    """Count again, once the commit is done, what it wrote (see
+    ``_count_own_commits``): after the ORM session's commit, and after
+    ``reads.core_transaction``'s."""
     done = getattr(_just_committed, "written", None)
     if done is not None:
         _just_committed.written = None

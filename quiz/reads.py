@@ -18,6 +18,10 @@ Where they run:
   on a form's request sees what that request flushed (hot reads do not flush) and
   takes part in its locks.
 
+A form whose work is all hot statements and Core (answering a question) can run it
+in ``core_transaction``: on a pooled connection of its own, without the ORM session,
+whose transaction costs more to begin, commit and close than the answer's SQL.
+
 Reads that must follow one another, such as an attempt's row lock and then the
 sheet it guards, can go together (``read_together``): on PostgreSQL in one round
 trip (psycopg's pipeline mode; a BEGIN that opens the transaction is a round trip
@@ -41,8 +45,9 @@ from __future__ import annotations
 
 import functools
 from collections import namedtuple
-from collections.abc import Callable, Sequence
-from contextlib import suppress
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -401,7 +406,11 @@ TRANSACTION_CONNECTION = "quiz_transaction_connection"
 
 
 def session_connection() -> sa.Connection:
-    """The ORM session's connection, inside its transaction (begun if need be)."""
+    """The connection of the request's transaction: ``core_transaction``'s, else the
+    ORM session's (its transaction begun if need be)."""
+    core = _core_transaction.get()
+    if core is not None:
+        return core
     session = db.session()
     connection = session.info.get(TRANSACTION_CONNECTION)
     if connection is None or not connection.in_transaction():
@@ -409,6 +418,74 @@ def session_connection() -> sa.Connection:
         # first: the session says so.
         connection = session.connection()
     return connection
+
+
+def transaction_connection() -> sa.Connection | None:
+    """The connection of the transaction in progress, if one is: ``core_transaction``'s
+    or the ORM session's."""
+    core = _core_transaction.get()
+    if core is not None:
+        return core
+    if not db.session.registry.has():
+        return None
+    return db.session().info.get(TRANSACTION_CONNECTION)
+
+
+# --- a write transaction without the ORM session ---------------------------------------
+_core_transaction: ContextVar[sa.Connection | None] = ContextVar(
+    "quiz_core_transaction", default=None
+)
+
+
+class SessionInCoreTransaction(RuntimeError):
+    """The ORM session began a transaction inside ``core_transaction``."""
+
+
+@contextmanager
+def core_transaction() -> Iterator[sa.Connection]:
+    """A write transaction for work done in hot statements and Core alone (answering
+    a question), on a pooled connection, without the ORM session: committed when the
+    block ends, rolled back if it raises.
+
+    Beginning, committing and closing the ORM session's transaction cost about
+    0.14 ms a request more than a Core connection's, in one process, for an
+    answer that builds no ORM object. Everything SQLAlchemy's engine does still
+    happens: SQLite's ``BEGIN IMMEDIATE``, writes sent with the COMMIT, the changed
+    tables counted, a failed COMMIT rolled back before the connection goes back to
+    the pool. ``HotRead``, ``HotWrite``, ``read_together`` and ``execute_core`` run
+    on this connection inside the block.
+
+    The ORM session must not begin a transaction inside the block (on SQLite it
+    would wait for this one's write lock): it raises ``SessionInCoreTransaction``.
+    If the session began one before (reading the signed-in player, say), the block
+    runs in it and commits it instead.
+    """
+    if db.session.registry.has() and db.session().in_transaction():
+        try:
+            yield session_connection()
+        except BaseException:
+            db.session.rollback()
+            raise
+        db.session.commit()
+        return
+    connection = db.engine.connect()
+    token = _core_transaction.set(connection)
+    try:
+        with connection.begin():
+            yield connection
+    finally:
+        _core_transaction.reset(token)
+        connection.close()
+    changes.committed()
+
+
+@sa.event.listens_for(db.session, "after_transaction_create")
+def _refuse_session_in_core_transaction(_session, transaction) -> None:
+    if transaction.parent is None and _core_transaction.get() is not None:
+        raise SessionInCoreTransaction(
+            "The ORM session began a transaction inside core_transaction(): use hot "
+            "statements or execute_core there, or the ORM session throughout."
+        )
 
 
 def execute_core(statement, params: dict | list[dict] | None = None) -> sa.CursorResult:

@@ -2,7 +2,9 @@
 
 import threading
 import time
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
@@ -10,16 +12,21 @@ from flask import g, request
 from flask_login import current_user, login_required
 from sqlalchemy.orm import object_session
 
+from quiz import changes
 from quiz.extensions import db
-from quiz.models import Attempt, BestScore, Response, User
+from quiz.models import Attempt, AttemptItem, BestScore, Response, User
 from quiz.reads import (
     CONNECTION,
     SENT_WITH_COMMIT,
     TRANSACTION_CONNECTION,
     HotRead,
     HotWrite,
+    SessionInCoreTransaction,
+    core_transaction,
+    execute_core,
     read_together,
     session_connection,
+    transaction_connection,
 )
 from quiz.security import SharedPlayerChanged, leaves_player_unchanged
 from tests.conftest import requires_postgres
@@ -744,3 +751,179 @@ def test_a_failed_send_leaves_no_transaction_open_on_the_pooled_connection(app, 
 def _stored_responses_of(app) -> int:
     with app.app_context():
         return _stored_responses(db.engine)
+
+
+# --- core_transaction: a write transaction without the ORM session ----------------------
+
+
+@contextmanager
+def _session_transactions():
+    """Each transaction the ORM session begins inside the block."""
+    begun = []
+
+    def note(_session, transaction):
+        begun.append(transaction)
+
+    sa.event.listen(db.session, "after_transaction_create", note)
+    try:
+        yield begun
+    finally:
+        sa.event.remove(db.session, "after_transaction_create", note)
+
+
+RECORD = HotWrite(sa.insert(Response.__table__), columns=RESPONSE_COLUMNS)
+
+
+@pytest.fixture
+def answers(app, player):
+    """Inside a form's request: answers to the player's open attempt (questions 1
+    and 2), with the ORM session's transaction begun (``begun``) or not."""
+    with app.test_request_context("/", method="POST"):
+        attempt, _question = open_attempt_item(player)
+        first, second = _response_values(attempt), _response_values(attempt, 2)
+        db.session.rollback()  # the ORM's reads above are over
+        yield SimpleNamespace(
+            first=first, second=second, begun=lambda: open_attempt_item(player)
+        )
+
+
+def test_a_core_transaction_runs_hot_and_core_statements_and_commits(answers):
+    count = HotRead(sa.select(sa.func.count()).select_from(Response))
+    with core_transaction() as connection:
+        assert session_connection() is connection
+        assert transaction_connection() is connection
+        assert not db.session().in_transaction()
+        RECORD.run(**answers.first)
+        assert count.scalar() == 1
+        assert read_together((count, {}))[0][0][0] == 1
+        assert execute_core(sa.select(sa.func.count(Response.id))).scalar() == 1
+        RECORD.send(**answers.second)
+        assert _stored_responses(db.engine) == 0  # not committed yet
+    assert _stored_responses(db.engine) == 2
+    assert transaction_connection() is None
+    assert not db.session().in_transaction()
+
+
+def test_a_core_transaction_that_raises_keeps_nothing(answers):
+    with pytest.raises(LookupError), core_transaction():
+        RECORD.run(**answers.first)
+        RECORD.send(**answers.second)
+        raise LookupError("no such question")
+    assert _stored_responses(db.engine) == 0
+    with core_transaction():  # the lock is free, and nothing is left to send
+        pass
+    assert _stored_responses(db.engine) == 0
+
+
+def test_a_failed_commit_of_a_core_transaction_keeps_nothing(answers):
+    duplicate = pytest.raises(sa.exc.IntegrityError, match="response")
+    with duplicate, core_transaction():
+        RECORD.run(**answers.first)
+        RECORD.send(**answers.first)  # the same question again: a duplicate
+    assert _stored_responses(db.engine) == 0
+    with core_transaction():  # the connection went back to the pool usable
+        RECORD.send(**answers.first)
+    assert _stored_responses(db.engine) == 1
+
+
+def test_the_orm_session_may_not_begin_inside_a_core_transaction(answers, player):
+    with pytest.raises(SessionInCoreTransaction), core_transaction():
+        RECORD.run(**answers.first)
+        db.session.get(User, player)  # would wait for the write lock on SQLite
+    assert _stored_responses(db.engine) == 0
+    assert db.session.get(User, player).display_name == "Reader"  # works after
+
+
+def test_a_core_transaction_carries_on_in_a_session_transaction_begun_before(
+    app, answers, player
+):
+    answers.begun()
+    db.session.get(User, player).display_name = "Renamed"
+    with core_transaction() as connection:
+        assert connection is db.session.connection()
+        RECORD.send(**answers.first)
+    assert not db.session().in_transaction()  # committed
+    assert _stored_responses(db.engine) == 1
+    db.session.rollback()
+    assert db.session.get(User, player).display_name == "Renamed"
+
+
+def test_a_session_transaction_carried_on_is_rolled_back_if_the_block_raises(
+    answers,
+):
+    answers.begun()
+    with pytest.raises(LookupError), core_transaction():
+        RECORD.run(**answers.first)
+        raise LookupError("no such question")
+    assert not db.session().in_transaction()
+    assert _stored_responses(db.engine) == 0
+
+
+def test_a_core_transaction_counts_the_watched_tables_it_changed(app, player):
+    """Rows kept from a table it changed are read again inside it, and after it
+    by this process (its own commit counts at once)."""
+    rename = HotWrite(
+        sa.update(User.__table__).where(User.id == sa.bindparam("user")),
+        columns=("display_name",),
+    )
+    name = HotRead(sa.select(User.display_name).where(User.id == sa.bindparam("id")))
+    with app.test_request_context("/", method="POST"):
+        db.session.rollback()
+        with core_transaction():
+            rename.run(user=player, display_name="Inside")
+            kept = changes.kept(
+                ("test", player), ("user",), lambda: name.first(id=player)
+            )
+            assert kept.display_name == "Inside"
+    feed = app.extensions[changes.EXTENSION]
+    with app.test_request_context("/", method="GET"):
+        g.read_only_page = True
+        _until_kept(feed)
+        first = changes.kept(("test", player), ("user",), lambda: name.first(id=player))
+        assert first.display_name == "Inside"
+    with app.test_request_context("/", method="POST"), core_transaction():
+        rename.run(user=player, display_name="After")
+    with app.test_request_context("/", method="GET"):
+        g.read_only_page = True
+        again = changes.kept(("test", player), ("user",), lambda: name.first(id=player))
+        assert again.display_name == "After"
+
+
+def _until_kept(feed, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while feed.stamp(["user"]) is None:
+        assert time.monotonic() < deadline, "nothing is kept"
+        time.sleep(0.02)
+
+
+def test_answering_runs_without_the_orm_session_once_the_player_is_kept(app):
+    """The second and later answers of a player: the player's row is kept, so the
+    ORM session never begins a transaction and the answer is committed."""
+    with app.app_context():
+        make_quiz("alpha")
+    client = app.test_client()
+    client.post("/guest", data={"display_name": "Gus"})
+    started = client.post("/quizzes/alpha/start")
+    attempt_id = int(started.headers["Location"].rsplit("/", 1)[-1])
+    with app.app_context():
+        orders = db.session.execute(
+            sa.select(AttemptItem.position, AttemptItem.choice_order)
+            .where(AttemptItem.attempt_id == attempt_id)
+            .order_by(AttemptItem.position)
+        ).all()
+    _until_kept(app.extensions[changes.EXTENSION])
+    first = client.post(
+        f"/attempts/{attempt_id}/questions/1", data={"choice": orders[0][1][0]}
+    )
+    assert first.status_code == 302
+    with _session_transactions() as begun:
+        second = client.post(
+            f"/attempts/{attempt_id}/questions/2", data={"choice": orders[1][1][0]}
+        )
+    assert second.status_code == 302
+    assert begun == []
+    with app.app_context():
+        stored = db.session.scalars(
+            sa.select(Response.position).where(Response.attempt_id == attempt_id)
+        ).all()
+    assert sorted(stored) == [1, 2]

@@ -22,7 +22,7 @@ from ..extensions import db, limiter
 from ..fragments import fragment, piece
 from ..layout import kept_page
 from ..models import Quiz
-from ..reads import HotRead
+from ..reads import HotRead, core_transaction
 from ..security import leaves_player_unchanged, safe_next_url
 from . import bp
 from .forms import AnswerForm, FinishForm, GuestForm, StartForm, posted_choices
@@ -105,20 +105,23 @@ def question(attempt_id: int, position: int):
 @leaves_player_unchanged
 @login_required
 def answer(attempt_id: int, position: int):
-    sheet = _answer_sheet(attempt_id)
-    item = _sheet_item(sheet, position)
-    try:
-        attempts.record_answer(sheet, position, posted_choices(request.form))
-    except attempts.AttemptClosed as exc:
-        db.session.commit()  # keeps the finish that a late answer triggers
-        return render_template(
-            "play/closed.html", attempt=_player_attempt(attempt_id), message=str(exc)
-        ), 409
-    except attempts.InvalidAnswer as exc:
+    closed = invalid = None
+    with core_transaction():  # answering builds no ORM object
+        sheet = _answer_sheet(attempt_id)
+        item = _sheet_item(sheet, position)
+        try:
+            attempts.record_answer(sheet, position, posted_choices(request.form))
+        except attempts.AttemptClosed as exc:
+            closed = str(exc)  # the finish a late answer triggers is committed
+        except attempts.InvalidAnswer as exc:
+            invalid = str(exc)  # raised before anything is written
+    if closed is not None:
+        attempt = _player_attempt(attempt_id)
+        return render_template("play/closed.html", attempt=attempt, message=closed), 409
+    if invalid is not None:
         form = AnswerForm(item.choice_order)
-        form.choice.errors = [str(exc)]
+        form.choice.errors = [invalid]
         return _question_page(attempt_id, position, form, status=422)
-    db.session.commit()
     return redirect(url_for("play.question", attempt_id=attempt_id, position=position))
 
 
