@@ -12,6 +12,8 @@ from wtforms import Field, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, ValidationError
 
+from .csrf_tokens import FormCSRF
+
 DISPLAY_NAME_MAX = 40
 
 
@@ -26,6 +28,8 @@ class Form(FlaskForm):
     accepts_files = False
 
     class Meta:
+        csrf_class = FormCSRF  # the session's one signed token (quiz.csrf_tokens)
+
         def wrap_formdata(self, form, formdata):
             if formdata is not _Auto:
                 return formdata

@@ -1,5 +1,5 @@
-"""CSRF tokens verified once are remembered per app, and nothing else changes:
-another session's token, a forged one and a wrong referrer still fail."""
+"""Each session's CSRF token is signed once and verified once per app, and nothing
+else changes: another session's token, a forged one and a wrong referrer still fail."""
 
 import re
 
@@ -8,7 +8,7 @@ import pytest
 from quiz import csrf_tokens as csrf_module
 from tests.factories import make_quiz
 
-TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+TOKEN = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 
 
 @pytest.fixture
@@ -59,18 +59,24 @@ def test_a_token_remembered_for_one_session_fails_in_another(app, full_checks):
         make_quiz("alpha")
     _gus, gus_token = guest(app, "Gus")
     eve, _eve_token = guest(app, "Eve")
+    remembered = len(app.extensions[csrf_module.VERIFIED])
     refused = start(eve, gus_token)
     assert refused.status_code == 400
     assert "Form expired" in refused.get_data(as_text=True)
     assert full_checks[-1] == gus_token  # checked in full against Eve's session
-    assert (gus_token, None) not in app.extensions[csrf_module.VERIFIED]
+    assert len(app.extensions[csrf_module.VERIFIED]) == remembered
+    assert start(eve, gus_token).status_code == 400  # and again
 
 
 def test_forged_and_missing_tokens_fail_and_are_not_remembered(app, full_checks):
     with app.app_context():
         make_quiz("alpha")
     client, token = guest(app, "Gus")
-    for forged in (token[:-2] + ("AA" if token[-2:] != "AA" else "BB"), "", "x"):
+    middle = len(token) - 10  # inside the signature: a changed bit, not padding
+    flipped = (
+        token[:middle] + ("A" if token[middle] != "A" else "B") + token[middle + 1 :]
+    )
+    for forged in (flipped, "", "x"):
         assert start(client, forged).status_code == 400
         assert start(client, forged).status_code == 400  # again in full
     assert full_checks.count("x") == 2
@@ -112,10 +118,70 @@ def test_with_a_time_limit_every_check_is_in_full(app, full_checks):
     assert len(app.extensions[csrf_module.VERIFIED]) == 0
 
 
-def test_the_oldest_verified_pair_leaves_first():
-    verified = csrf_module.VerifiedTokens(2)
-    for pair in (("a", "1"), ("b", "2"), ("c", "3")):
-        verified.add(pair)
-    assert ("a", "1") not in verified
-    assert ("b", "2") in verified and ("c", "3") in verified
-    assert len(verified) == 2
+def test_the_oldest_remembered_entry_leaves_first():
+    remembered = csrf_module.Remembered(2)
+    for key in ("a", "b", "c"):
+        remembered.add(key, key.upper())
+    assert "a" not in remembered and remembered.get("a") is None
+    assert remembered.get("b") == "B" and remembered.get("c") == "C"
+    remembered.add("c", "C")  # already there: nothing leaves
+    assert len(remembered) == 2 and "b" in remembered
+
+
+def _token_on(client, path: str) -> str:
+    return TOKEN.search(client.get(path).get_data(as_text=True)).group(1)
+
+
+def test_every_page_of_a_session_carries_the_same_signed_token(app, monkeypatch):
+    """Flask-WTF signs afresh every second; the app signs a session's token once."""
+    import itsdangerous.timed
+
+    with app.app_context():
+        make_quiz("alpha")
+    client, token = guest(app, "Gus")
+    now = itsdangerous.timed.time.time()
+    monkeypatch.setattr(itsdangerous.timed.time, "time", lambda: now + 5)
+    assert _token_on(client, "/quizzes/alpha") == token
+    attempt = start(client, token).headers["Location"]
+    assert _token_on(client, f"{attempt}/questions/1") == token
+    _other, other_token = guest(app, "Eve")
+    assert other_token != token
+
+
+def test_answering_question_after_question_checks_the_token_once(app, full_checks):
+    """As a browser does: each answer posts the token of the question's page."""
+    with app.app_context():
+        make_quiz("alpha")
+    client, token = guest(app, "Gus")
+    attempt = start(client, token).headers["Location"]
+    for position in (1, 2, 3):
+        page = client.get(f"{attempt}/questions/{position}").get_data(as_text=True)
+        choice = re.search(r'name="choice" value="(\d+)"', page)
+        answered = client.post(
+            f"{attempt}/questions/{position}",
+            data={"choice": choice.group(1), "csrf_token": TOKEN.search(page).group(1)},
+        )
+        assert answered.status_code == 302
+    assert full_checks == [token]
+
+
+def test_a_token_sent_as_a_header_is_remembered_too(app, full_checks):
+    with app.app_context():
+        make_quiz("alpha")
+    client, token = guest(app, "Gus")
+    for _ in range(2):
+        started = client.post("/quizzes/alpha/start", headers={"X-CSRFToken": token})
+        assert started.status_code == 302
+    assert full_checks == [token]
+
+
+def test_with_a_time_limit_pages_are_signed_afresh(app, monkeypatch):
+    import itsdangerous.timed
+
+    app.config["WTF_CSRF_TIME_LIMIT"] = 3600
+    with app.app_context():
+        make_quiz("alpha")
+    client, token = guest(app, "Gus")
+    now = itsdangerous.timed.time.time()
+    monkeypatch.setattr(itsdangerous.timed.time, "time", lambda: now + 5)
+    assert _token_on(client, "/quizzes/alpha") != token
