@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from wtforms import HiddenField, SelectMultipleField
-from wtforms.validators import InputRequired
 
 from ..forms import Form, display_name_field, options
 
@@ -22,15 +21,16 @@ class FinishForm(Form):
 
 
 class AnswerForm(Form):
-    """An answer. Its CSRF token is checked for every POST by the app (as for every
-    form); this form does not sign a second one, so the page renders ``csrf_token()``."""
+    """A question's choices, as the question page shows them (with the choices posted
+    and the error, when an answer was refused). Answers are read by
+    ``posted_choices`` and checked by ``attempts.record_answer``, not validated
+    here. The CSRF token is checked for every POST by the app (as for every form);
+    this form does not carry a second one, so the page renders ``csrf_token()``."""
 
     class Meta:
         csrf = False
 
-    choice = SelectMultipleField(
-        "Answer", coerce=int, validators=[InputRequired("Choose an answer.")]
-    )
+    choice = SelectMultipleField("Answer", coerce=int)
 
     def __init__(self, choice_ids: list[int], *args, **kwargs):
         super().__init__(*args, **kwargs)
