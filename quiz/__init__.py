@@ -66,12 +66,14 @@ def register_extensions(app: Flask) -> None:
     csrf.init_app(app)
     login_manager.init_app(app)
     limiter.init_app(app)
+    from . import cache, changes, reads, security
+
     with app.app_context():
+        reads.guard_core_transactions(db.engine)  # before SQLite's BEGIN IMMEDIATE
         if db.engine.dialect.name == "sqlite":
             sqlite.configure(db.engine)
         elif config.flag(app.config["DATABASE_PRE_PING"]):
             pool.ping_after_rest(db.engine, app.config["DATABASE_PING_AFTER"])
-    from . import cache, changes, reads, security
 
     security.init_app(app)
     cache.init_app(app)

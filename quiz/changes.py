@@ -560,6 +560,8 @@ def _snapshot_is_current() -> bool:
     older). Pages that only read run without one, forms take the lock first."""
     if has_request_context() and g.get("read_only_page"):
         return True
+    if reads.in_core_transaction():
+        return True  # begun with the write lock
     if not has_app_context() or not db.session.registry.has():
         return True
     return not db.session().in_transaction() or wants_write_lock()

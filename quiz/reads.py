@@ -56,6 +56,7 @@ from flask import Flask, g, has_request_context, request
 
 from . import changes
 from .extensions import db
+from .sqlite import write_intent
 
 CONNECTION = "quiz_hot_reads_connection"
 
@@ -450,16 +451,22 @@ def core_transaction() -> Iterator[sa.Connection]:
     Beginning, committing and closing the ORM session's transaction cost about
     0.14 ms a request more than a Core connection's, in one process, for an
     answer that builds no ORM object. Everything SQLAlchemy's engine does still
-    happens: SQLite's ``BEGIN IMMEDIATE``, writes sent with the COMMIT, the changed
-    tables counted, a failed COMMIT rolled back before the connection goes back to
-    the pool. ``HotRead``, ``HotWrite``, ``read_together`` and ``execute_core`` run
-    on this connection inside the block.
+    happens: on SQLite ``BEGIN IMMEDIATE`` (in a request or not), writes sent with
+    the COMMIT, the changed tables counted, a failed COMMIT rolled back before the
+    connection goes back to the pool. ``HotRead``, ``HotWrite``, ``read_together``
+    and ``execute_core`` run on this connection inside the block; a
+    ``core_transaction`` inside it runs in it.
 
-    The ORM session must not begin a transaction inside the block (on SQLite it
-    would wait for this one's write lock): it raises ``SessionInCoreTransaction``.
-    If the session began one before (reading the signed-in player, say), the block
-    runs in it and commits it instead.
+    No other connection may begin a transaction inside the block (on SQLite it
+    would wait for this one's write lock): the ORM session beginning one, or any
+    other connection's BEGIN, raises ``SessionInCoreTransaction``. If the session
+    began one before (reading the signed-in player, say), the block runs in it and
+    commits it instead.
     """
+    outer = _core_transaction.get()
+    if outer is not None:
+        yield outer
+        return
     if db.session.registry.has() and db.session().in_transaction():
         try:
             yield session_connection()
@@ -471,7 +478,7 @@ def core_transaction() -> Iterator[sa.Connection]:
     connection = db.engine.connect()
     token = _core_transaction.set(connection)
     try:
-        with connection.begin():
+        with write_intent(), connection.begin():
             yield connection
     finally:
         _core_transaction.reset(token)
@@ -479,17 +486,39 @@ def core_transaction() -> Iterator[sa.Connection]:
     changes.committed()
 
 
+def in_core_transaction() -> bool:
+    return _core_transaction.get() is not None
+
+
+_ANOTHER_TRANSACTION = (
+    "A transaction began inside core_transaction() on another connection (on SQLite "
+    "it would wait for this one's write lock): use hot statements or execute_core "
+    "there, or the ORM session throughout."
+)
+
+
 @sa.event.listens_for(db.session, "after_transaction_create")
 def _refuse_session_in_core_transaction(_session, transaction) -> None:
     if transaction.parent is None and _core_transaction.get() is not None:
-        raise SessionInCoreTransaction(
-            "The ORM session began a transaction inside core_transaction(): use hot "
-            "statements or execute_core there, or the ORM session throughout."
-        )
+        raise SessionInCoreTransaction(_ANOTHER_TRANSACTION)
+
+
+def guard_core_transactions(engine: sa.Engine) -> None:
+    """Refuse any other connection's BEGIN inside a ``core_transaction``. Install it
+    before SQLite's ``begin`` listener, which would first wait for the write lock."""
+    if not sa.event.contains(engine, "begin", _refuse_another_begin):
+        sa.event.listen(engine, "begin", _refuse_another_begin)
+
+
+def _refuse_another_begin(connection: sa.Connection) -> None:
+    core = _core_transaction.get()
+    if core is not None and connection is not core:
+        raise SessionInCoreTransaction(_ANOTHER_TRANSACTION)
 
 
 def execute_core(statement, params: dict | list[dict] | None = None) -> sa.CursorResult:
-    """Run a Core statement on the session's connection, inside its transaction.
+    """Run a Core statement on the connection of the request's transaction
+    (``session_connection``).
 
     For the leaderboard's bookkeeping when an attempt finishes, and statements a
     ``HotRead`` or ``HotWrite`` cannot take (executemany, dialect-specific

@@ -1,5 +1,6 @@
 """Hot reads: the same rows as SQLAlchemy, on the right connection, errors reported."""
 
+import sqlite3
 import threading
 import time
 from contextlib import contextmanager
@@ -859,34 +860,83 @@ def test_a_session_transaction_carried_on_is_rolled_back_if_the_block_raises(
     assert _stored_responses(db.engine) == 0
 
 
-def test_a_core_transaction_counts_the_watched_tables_it_changed(app, player):
-    """Rows kept from a table it changed are read again inside it, and after it
-    by this process (its own commit counts at once)."""
+def test_a_core_transaction_counts_the_watched_tables_it_changed(
+    app, player, monkeypatch
+):
+    """A row kept from a table it changed is read again inside it (and what it
+    reads there is not kept); after it, this process reads it again at once."""
     rename = HotWrite(
         sa.update(User.__table__).where(User.id == sa.bindparam("user")),
         columns=("display_name",),
     )
     name = HotRead(sa.select(User.display_name).where(User.id == sa.bindparam("id")))
+    key = ("test", player)
+
+    def kept_name() -> str:
+        return changes.kept(key, ("user",), lambda: name.first(id=player)).display_name
+
+    def on_a_page() -> str:
+        with app.test_request_context("/", method="GET"):
+            g.read_only_page = True
+            return kept_name()
+
+    _until_kept(app.extensions[changes.EXTENSION])
+    assert on_a_page() == "Reader"  # now kept
+    post = app.test_request_context("/", method="POST")
+    with post, pytest.raises(LookupError), core_transaction():
+        rename.run(user=player, display_name="Rolled back")
+        assert kept_name() == "Rolled back"  # read again, inside
+        raise LookupError("no such question")
+    assert on_a_page() == "Reader"
+    counted = []
+    monkeypatch.setattr(changes, "committed", lambda: counted.append(True))
     with app.test_request_context("/", method="POST"):
-        db.session.rollback()
         with core_transaction():
-            rename.run(user=player, display_name="Inside")
-            kept = changes.kept(
-                ("test", player), ("user",), lambda: name.first(id=player)
-            )
-            assert kept.display_name == "Inside"
-    feed = app.extensions[changes.EXTENSION]
-    with app.test_request_context("/", method="GET"):
-        g.read_only_page = True
-        _until_kept(feed)
-        first = changes.kept(("test", player), ("user",), lambda: name.first(id=player))
-        assert first.display_name == "Inside"
-    with app.test_request_context("/", method="POST"), core_transaction():
-        rename.run(user=player, display_name="After")
-    with app.test_request_context("/", method="GET"):
-        g.read_only_page = True
-        again = changes.kept(("test", player), ("user",), lambda: name.first(id=player))
-        assert again.display_name == "After"
+            rename.run(user=player, display_name="Renamed")
+            assert kept_name() == "Renamed"
+            assert counted == []
+        assert counted == [True]  # counted again once committed
+    assert on_a_page() == "Renamed"
+
+
+def test_a_core_transaction_inside_another_runs_in_it(answers):
+    with core_transaction() as outer:
+        RECORD.run(**answers.first)
+        with core_transaction() as inner:
+            assert inner is outer
+            RECORD.send(**answers.second)
+        assert _stored_responses(db.engine) == 0  # the outer block commits
+    assert _stored_responses(db.engine) == 2
+
+
+def test_no_other_connection_begins_inside_a_core_transaction(answers, player):
+    """Not the ORM session, even once its refusal was caught, nor another of the
+    engine's connections: raised at once, where SQLite would wait for the lock."""
+    with core_transaction():
+        RECORD.run(**answers.first)
+        with pytest.raises(SessionInCoreTransaction):
+            db.session.get(User, player)
+        with pytest.raises(SessionInCoreTransaction):
+            db.session.get(User, player)  # the session thinks it has begun
+        with pytest.raises(SessionInCoreTransaction), db.engine.connect() as other:
+            other.execute(sa.select(1))
+    assert _stored_responses(db.engine) == 1
+
+
+def test_a_core_transaction_takes_the_write_lock_outside_requests_too(app, player):
+    with app.app_context():
+        if db.engine.dialect.name != "sqlite":
+            pytest.skip("SQLite's write lock")
+        other = sqlite3.connect(db.engine.url.database, isolation_level=None)
+        other.execute("PRAGMA busy_timeout = 0")
+        try:
+            locked = pytest.raises(sqlite3.OperationalError, match="locked")
+            with core_transaction(), locked:
+                other.execute("BEGIN IMMEDIATE")
+            other.execute("BEGIN IMMEDIATE")  # free once it ended
+            other.execute("ROLLBACK")
+        finally:
+            other.close()
 
 
 def _until_kept(feed, seconds: float = 10.0) -> None:
