@@ -439,7 +439,8 @@ _core_transaction: ContextVar[sa.Connection | None] = ContextVar(
 
 
 class SessionInCoreTransaction(RuntimeError):
-    """The ORM session began a transaction inside ``core_transaction``."""
+    """A transaction began inside ``core_transaction`` on another connection: the
+    ORM session's, or any other of the engine's."""
 
 
 @contextmanager
