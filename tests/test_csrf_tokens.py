@@ -40,14 +40,20 @@ def guest(app, name: str):
     return client, token
 
 
+@pytest.fixture
+def gus(app, full_checks):
+    """A quiz, and a guest who joined it (their client and signed token)."""
+    with app.app_context():
+        make_quiz("alpha")
+    return guest(app, "Gus")
+
+
 def start(client, token: str):
     return client.post("/quizzes/alpha/start", data={"csrf_token": token})
 
 
-def test_a_verified_token_is_checked_in_full_once(app, full_checks):
-    with app.app_context():
-        make_quiz("alpha")
-    client, token = guest(app, "Gus")
+def test_a_verified_token_is_checked_in_full_once(app, full_checks, gus):
+    client, token = gus
     assert full_checks == [token]
     for _ in range(3):
         assert start(client, token).status_code == 302
@@ -68,10 +74,8 @@ def test_a_token_remembered_for_one_session_fails_in_another(app, full_checks):
     assert start(eve, gus_token).status_code == 400  # and again
 
 
-def test_forged_and_missing_tokens_fail_and_are_not_remembered(app, full_checks):
-    with app.app_context():
-        make_quiz("alpha")
-    client, token = guest(app, "Gus")
+def test_forged_and_missing_tokens_fail_and_are_not_remembered(app, full_checks, gus):
+    client, token = gus
     middle = len(token) - 10  # inside the signature: a changed bit, not padding
     flipped = (
         token[:middle] + ("A" if token[middle] != "A" else "B") + token[middle + 1 :]
@@ -83,10 +87,10 @@ def test_forged_and_missing_tokens_fail_and_are_not_remembered(app, full_checks)
     assert len(app.extensions[csrf_module.VERIFIED]) == 1  # Gus's, from joining
 
 
-def test_a_remembered_token_still_needs_the_right_referrer_over_https(app, full_checks):
-    with app.app_context():
-        make_quiz("alpha")
-    client, token = guest(app, "Gus")
+def test_a_remembered_token_still_needs_the_right_referrer_over_https(
+    app, full_checks, gus
+):
+    client, token = gus
     https = {"base_url": "https://localhost"}
     elsewhere = client.post(
         "/quizzes/alpha/start",
@@ -148,11 +152,9 @@ def test_every_page_of_a_session_carries_the_same_signed_token(app, monkeypatch)
     assert other_token != token
 
 
-def test_answering_question_after_question_checks_the_token_once(app, full_checks):
+def test_answering_question_after_question_checks_the_token_once(app, full_checks, gus):
     """As a browser does: each answer posts the token of the question's page."""
-    with app.app_context():
-        make_quiz("alpha")
-    client, token = guest(app, "Gus")
+    client, token = gus
     attempt = start(client, token).headers["Location"]
     for position in (1, 2, 3):
         page = client.get(f"{attempt}/questions/{position}").get_data(as_text=True)
@@ -165,10 +167,8 @@ def test_answering_question_after_question_checks_the_token_once(app, full_check
     assert full_checks == [token]
 
 
-def test_a_token_sent_as_a_header_is_remembered_too(app, full_checks):
-    with app.app_context():
-        make_quiz("alpha")
-    client, token = guest(app, "Gus")
+def test_a_token_sent_as_a_header_is_remembered_too(app, full_checks, gus):
+    client, token = gus
     for _ in range(2):
         started = client.post("/quizzes/alpha/start", headers={"X-CSRFToken": token})
         assert started.status_code == 302
