@@ -14,6 +14,8 @@ Where they run:
   (or on the session's, if it already took one). A page that reads both ways holds
   two pooled connections: count two per worker thread when sizing the pool and
   PostgreSQL's ``max_connections``.
+- Inside ``apart()`` the same way, on any request: the signed-in player's row on
+  a form that leaves the player unchanged, read before the form's transaction.
 - Anywhere else on the ORM session's connection, inside its transaction: a hot read
   on a form's request sees what that request flushed (hot reads do not flush) and
   takes part in its locks.
@@ -388,7 +390,7 @@ def _bind(compiled: _Compiled, params: dict[str, Any]):
 
 def _connection() -> sa.Connection:
     """The connection hot reads run on in this request (see the module's notes)."""
-    if not (has_request_context() and g.get("read_only_page")):
+    if not (has_request_context() and (g.get("read_only_page") or _apart.get())):
         return session_connection()
     if db.session.registry.has() and db.session().in_transaction():
         return db.session.connection()  # the ORM took one first: share it
@@ -399,6 +401,27 @@ def _connection() -> sa.Connection:
             connection = connection.execution_options(isolation_level="AUTOCOMMIT")
         setattr(g, CONNECTION, connection)
     return connection
+
+
+_apart: ContextVar[bool] = ContextVar("quiz_reads_apart", default=False)
+
+
+@contextmanager
+def apart() -> Iterator[None]:
+    """Run the hot reads inside the block as a page that only reads runs them: in
+    autocommit, on the request's pooled connection for such reads, seeing what is
+    committed (or on the ORM session's, if it already began a transaction).
+
+    For the signed-in player's row on a form that leaves the player unchanged
+    (answering), read before the form's transaction begins: on the session's
+    connection it would begin the ORM session's transaction (on SQLite taking the
+    write lock), and the answer's ``core_transaction`` would then run in it.
+    """
+    token = _apart.set(True)
+    try:
+        yield
+    finally:
+        _apart.reset(token)
 
 
 # The connection of the ORM session's transaction, kept in the session's ``info``

@@ -23,7 +23,7 @@ from flask import (
 from flask_login import current_user
 from sqlalchemy.orm import make_transient_to_detached
 
-from . import changes, events
+from . import changes, events, reads
 from .extensions import db, login_manager
 from .models import User, utcnow
 from .reads import HotRead
@@ -148,9 +148,10 @@ def _load(user_id: int) -> User | None:
     (kept in this process until it changes: ``quiz.changes``)."""
     if not (g.get("read_only_page") or g.get("player_unchanged")):
         return db.session.scalar(_USER_BY_ID, {"id": user_id})
-    row = changes.kept(
-        ("player", user_id), ("user",), lambda: _USER_ROW.first(id=user_id)
-    )
+    with reads.apart():  # not in the ORM session's transaction, which it would begin
+        row = changes.kept(
+            ("player", user_id), ("user",), lambda: _USER_ROW.first(id=user_id)
+        )
     if row is None:
         return None
     user = _DETACHED.get(row)

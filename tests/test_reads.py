@@ -946,9 +946,11 @@ def _until_kept(feed, seconds: float = 10.0) -> None:
         time.sleep(0.02)
 
 
-def test_answering_runs_without_the_orm_session_once_the_player_is_kept(app):
-    """The second and later answers of a player: the player's row is kept, so the
-    ORM session never begins a transaction and the answer is committed."""
+@pytest.mark.parametrize("player_kept", [True, False])
+def test_answering_runs_without_the_orm_session(app, player_kept):
+    """Whether the player's row is kept (answers in quick succession) or read
+    afresh (a player who took their time), the ORM session never begins a
+    transaction and the answer is committed."""
     with app.app_context():
         make_quiz("alpha")
     client = app.test_client()
@@ -966,6 +968,8 @@ def test_answering_runs_without_the_orm_session_once_the_player_is_kept(app):
         f"/attempts/{attempt_id}/questions/1", data={"choice": orders[0][1][0]}
     )
     assert first.status_code == 302
+    if not player_kept:
+        app.extensions[changes.ROWS].clear()
     with _session_transactions() as begun:
         second = client.post(
             f"/attempts/{attempt_id}/questions/2", data={"choice": orders[1][1][0]}
