@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -16,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
 from . import leaderboard, scoring
-from .cache import cached
+from .cache import ASKED, cached, keep_value, kept_value
 from .extensions import db
 from .models import (
     Attempt,
@@ -268,7 +269,7 @@ class SheetItem:
     position: int
     question_id: int
     revision_id: int
-    choice_order: list[int]
+    choice_order: Sequence[int]
     answered: bool
     answered_at: datetime | None
     points: float | None  # the answer's, once answered
@@ -309,7 +310,7 @@ class AnswerSheet:
                     item.position,
                     item.question_id,
                     item.revision_id,
-                    list(item.choice_order),
+                    tuple(item.choice_order),
                     item.position in responses,
                     getattr(responses.get(item.position), "answered_at", None),
                     getattr(responses.get(item.position), "points", None),
@@ -334,10 +335,10 @@ class AnswerSheet:
         return is_expired(self, now)
 
 
-# Two statements, not one: on PostgreSQL a statement that waited for the attempt's lock
-# still reads the other tables as they were when it began, so the responses are read
-# by a second statement, once the lock is held.
-# Both run inside the answer's transaction, as hot reads (see ``quiz.reads``).
+# On PostgreSQL a statement that waited for the attempt's lock still reads the other
+# tables as they were when it began, so the responses are read by a statement of their
+# own, once the lock is held. All run inside the answer's transaction, as hot reads
+# (see ``quiz.reads``).
 _LOCK_ATTEMPT = HotRead(
     sa.select(
         Attempt.user_id,
@@ -351,41 +352,66 @@ _LOCK_ATTEMPT = HotRead(
     .where(Attempt.id == sa.bindparam("attempt_id"))
     .with_for_update()
 )
-_SHEET_ITEMS = HotRead(
+_RESPONSES = HotRead(
+    sa.select(Response.position, Response.answered_at, Response.points).where(
+        Response.attempt_id == sa.bindparam("attempt_id")
+    )
+)
+_QUESTIONS = HotRead(
     sa.select(
         AttemptItem.position,
         AttemptItem.question_id,
         AttemptItem.revision_id,
         AttemptItem.choice_order,
-        Response.id.label("response_id"),
-        Response.answered_at,
-        Response.points,
-    )
-    .outerjoin(
-        Response,
-        sa.and_(
-            Response.attempt_id == AttemptItem.attempt_id,
-            Response.question_id == AttemptItem.question_id,
-        ),
     )
     .where(AttemptItem.attempt_id == sa.bindparam("attempt_id"))
     .order_by(AttemptItem.position)
 )
 
 
+@dataclass(frozen=True)
+class _Asked:
+    """An attempt's questions as drawn when it started: they never change, so each
+    process keeps them for the attempts it answers. Kept with the attempt's owner and
+    start, which the locked row must match (an id alone could be a later attempt's,
+    were the earlier one deleted)."""
+
+    user_id: int
+    started_at: datetime
+    questions: tuple  # _QUESTIONS rows, in position order
+
+
+def _asked_key(attempt_id: int) -> tuple:
+    return ("asked", attempt_id)
+
+
 def answer_sheet(attempt_id: int, user: User) -> AnswerSheet:
     """Lock the player's attempt and read its sheet; ``AttemptNotFound`` if the
     attempt is not theirs."""
-    # One round trip on PostgreSQL (after BEGIN): the lock, then the sheet, read once
-    # the lock is granted (so it sees any answer committed while the lock was waited
-    # for).
-    locked, rows = read_together(
-        (_LOCK_ATTEMPT, {"attempt_id": attempt_id}),
-        (_SHEET_ITEMS, {"attempt_id": attempt_id}),
-    )
+    # One round trip on PostgreSQL (after BEGIN): the lock, then the responses (and
+    # the questions, unless kept), read once the lock is granted (so they see any
+    # answer committed while the lock was waited for).
+    params = {"attempt_id": attempt_id}
+    asked = kept_value(_asked_key(attempt_id), store=ASKED)
+    reads = [(_LOCK_ATTEMPT, params), (_RESPONSES, params)]
+    if asked is None:
+        reads.append((_QUESTIONS, params))
+    locked, responses, *questions = read_together(*reads)
     attempt = locked[0] if locked else None
     if attempt is None or attempt.user_id != user.id:
         raise AttemptNotFound("There is no such attempt for you.")
+    if asked is None or (asked.user_id, asked.started_at) != (
+        attempt.user_id,
+        attempt.started_at,
+    ):
+        rows = questions[0] if questions else _QUESTIONS.all(**params)
+        asked = _Asked(
+            attempt.user_id,
+            attempt.started_at,
+            tuple(row._replace(choice_order=tuple(row.choice_order)) for row in rows),
+        )
+        keep_value(_asked_key(attempt_id), asked, store=ASKED)
+    answered = {row.position: row for row in responses}
     return AnswerSheet(
         attempt_id=attempt_id,
         user_id=attempt.user_id,
@@ -396,16 +422,16 @@ def answer_sheet(attempt_id: int, user: User) -> AnswerSheet:
         max_score=attempt.max_score,
         pass_mark=attempt.pass_mark,
         items={
-            row.position: SheetItem(
-                row.position,
-                row.question_id,
-                row.revision_id,
-                row.choice_order,
-                row.response_id is not None,
-                row.answered_at,
-                row.points,
+            question.position: SheetItem(
+                question.position,
+                question.question_id,
+                question.revision_id,
+                question.choice_order,
+                question.position in answered,
+                getattr(answered.get(question.position), "answered_at", None),
+                getattr(answered.get(question.position), "points", None),
             )
-            for row in rows
+            for question in asked.questions
         },
     )
 

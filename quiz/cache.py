@@ -29,6 +29,7 @@ T = TypeVar("T")
 EXTENSION = "quiz.cache"
 FRAGMENTS = "quiz.fragments"
 PAGES = "quiz.pages"
+ASKED = "quiz.asked"
 
 
 class VersionedCache:
@@ -44,20 +45,34 @@ class VersionedCache:
         self, key: Hashable, compute: Callable[[], T], *, keep_none: bool = True
     ) -> T:
         now = time.monotonic()
+        found = self._fresh(key, now)
+        if found is not None:
+            return found[1]
+        value = compute()
+        if value is None and not keep_none:
+            return value
+        self.put(key, value, now=now)  # its age counts from before it was computed
+        return value
+
+    def find(self, key: Hashable):
+        """The value kept under ``key``, or None."""
+        found = self._fresh(key, time.monotonic())
+        return None if found is None else found[1]
+
+    def put(self, key: Hashable, value, *, now: float | None = None) -> None:
+        with self._lock:
+            self._items[key] = (time.monotonic() if now is None else now, value)
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def _fresh(self, key: Hashable, now: float) -> tuple | None:
         with self._lock:
             found = self._items.get(key)
             if found is not None and now - found[0] < self.max_age:
                 self._items.move_to_end(key)
-                return found[1]
-        value = compute()
-        if value is None and not keep_none:
-            return value
-        with self._lock:
-            self._items[key] = (now, value)
-            self._items.move_to_end(key)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-        return value
+                return found
+        return None
 
     def clear(self) -> None:
         with self._lock:
@@ -71,9 +86,24 @@ def init_app(app: Flask) -> None:
     app.extensions[FRAGMENTS] = VersionedCache(size=4096, max_age=20.0)
     # Whole pages (``quiz.layout.kept_page``), some 7 KB each: about 7 MB at most.
     app.extensions[PAGES] = VersionedCache(size=1024, max_age=20.0)
+    # The questions of attempts being answered (``quiz.attempts.answer_sheet``), a
+    # couple of KB each, kept apart so that many players answering at once do not
+    # push the pages' data out. They never change: the age only bounds the memory.
+    app.extensions[ASKED] = VersionedCache(size=2048, max_age=600.0)
 
 
 def cached(key: Hashable, compute: Callable[[], T], *, store: str = EXTENSION) -> T:
     """This process's value for ``key`` (in the data cache, or the one named by
     ``store``), computed on a miss."""
     return current_app.extensions[store].get(key, compute)
+
+
+def kept_value(key: Hashable, *, store: str = EXTENSION):
+    """This process's value for ``key`` (in the data cache, or the one named by
+    ``store``), or None."""
+    return current_app.extensions[store].find(key)
+
+
+def keep_value(key: Hashable, value, *, store: str = EXTENSION) -> None:
+    """Keep ``value`` under ``key`` in this process (see ``kept_value``)."""
+    current_app.extensions[store].put(key, value)

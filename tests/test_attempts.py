@@ -1,5 +1,6 @@
 """The attempt lifecycle: start, resume, answer, double submit, deadline, finish."""
 
+import dataclasses
 import random
 from datetime import timedelta
 
@@ -7,6 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from quiz import attempts
+from quiz.cache import ASKED, keep_value, kept_value
 from quiz.extensions import db
 from quiz.models import Attempt, BestScore, PlayerTotal, Response, ScoreTally
 from tests.factories import load_bank, make_player, make_quiz
@@ -282,13 +284,37 @@ def test_the_answer_sheet_reads_what_the_attempt_holds(ctx):
         (3, False),
     ]
     assert sheet.items[2].answered_at is not None
-    assert sheet.items[1].choice_order == attempt.items[0].choice_order
+    assert list(sheet.items[1].choice_order) == attempt.items[0].choice_order
     with pytest.raises(attempts.AttemptNotFound):
         attempts.answer_sheet(attempt.id, make_player("someone else"))
     with pytest.raises(attempts.AttemptNotFound):
         attempts.answer_sheet(attempt.id + 1000, player)
     with pytest.raises(attempts.QuestionNotInAttempt, match="no question 9; it has 3"):
         sheet.item(9)
+
+
+def test_an_attempts_questions_are_kept_while_its_row_matches_them(ctx):
+    quiz, player = make_quiz(), make_player()
+    attempt = attempts.start(player, quiz)
+    db.session.commit()
+    fresh = attempts.answer_sheet(attempt.id, player)
+    key = attempts._asked_key(attempt.id)
+    asked = kept_value(key, store=ASKED)
+    assert [q.position for q in asked.questions] == [1, 2, 3]
+    # Kept questions are what the sheet shows while the attempt's row matches them...
+    keep_value(
+        key, dataclasses.replace(asked, questions=asked.questions[:1]), store=ASKED
+    )
+    assert list(attempts.answer_sheet(attempt.id, player).items) == [1]
+    # ...and are read again when it does not (an id reused after a deletion).
+    earlier = asked.started_at - timedelta(seconds=1)
+    keep_value(
+        key,
+        dataclasses.replace(asked, questions=asked.questions[:1], started_at=earlier),
+        store=ASKED,
+    )
+    assert attempts.answer_sheet(attempt.id, player) == fresh
+    assert kept_value(key, store=ASKED) == asked
 
 
 def test_a_second_record_of_the_same_question_changes_nothing(ctx):
