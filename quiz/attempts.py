@@ -278,9 +278,9 @@ class SheetItem:
 @dataclass(frozen=True)
 class AnswerSheet:
     """What answering and finishing need of an attempt: its state and its questions,
-    each with whether (when, for how many points) it was answered. Read in two
-    queries, under the attempt's lock, without building the attempt, its items and
-    its responses as ORM objects."""
+    each with whether (when, for how many points) it was answered. Read under the
+    attempt's lock (its row, then its responses; its questions are kept per process),
+    without building the attempt, its items and its responses as ORM objects."""
 
     attempt_id: int
     user_id: int

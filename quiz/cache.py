@@ -87,8 +87,9 @@ def init_app(app: Flask) -> None:
     # Whole pages (``quiz.layout.kept_page``), some 7 KB each: about 7 MB at most.
     app.extensions[PAGES] = VersionedCache(size=1024, max_age=20.0)
     # The questions of attempts being answered (``quiz.attempts.answer_sheet``), a
-    # couple of KB each, kept apart so that many players answering at once do not
-    # push the pages' data out. They never change: the age only bounds the memory.
+    # couple of KB each (about 4 MB at most), kept apart so that many players
+    # answering at once do not push the pages' data out. They never change: an
+    # attempt is kept ten minutes after its last answer here, a quiz's length.
     app.extensions[ASKED] = VersionedCache(size=2048, max_age=600.0)
 
 

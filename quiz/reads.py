@@ -15,7 +15,8 @@ Where they run:
   two pooled connections: count two per worker thread when sizing the pool and
   PostgreSQL's ``max_connections``.
 - Inside ``apart()`` the same way, on any request: the signed-in player's row on
-  a form that leaves the player unchanged, read before the form's transaction.
+  a form that leaves the player unchanged, read before the form's transaction (the
+  connection goes back to the pool as the block ends).
 - Anywhere else on the ORM session's connection, inside its transaction: a hot read
   on a form's request sees what that request flushed (hot reads do not flush) and
   takes part in its locks.
@@ -390,7 +391,9 @@ def _bind(compiled: _Compiled, params: dict[str, Any]):
 
 def _connection() -> sa.Connection:
     """The connection hot reads run on in this request (see the module's notes)."""
-    if not (has_request_context() and (g.get("read_only_page") or _apart.get())):
+    if not has_request_context():
+        return session_connection()
+    if not (g.get("read_only_page") or _apart.get() and not in_core_transaction()):
         return session_connection()
     if db.session.registry.has() and db.session().in_transaction():
         return db.session.connection()  # the ORM took one first: share it
@@ -415,13 +418,19 @@ def apart() -> Iterator[None]:
     For the signed-in player's row on a form that leaves the player unchanged
     (answering), read before the form's transaction begins: on the session's
     connection it would begin the ORM session's transaction (on SQLite taking the
-    write lock), and the answer's ``core_transaction`` would then run in it.
+    write lock), and the answer's ``core_transaction`` would then run in it. A
+    connection the block took goes back to the pool when it ends (on a form, the
+    transaction that follows takes one of its own); inside a ``core_transaction``
+    the reads stay in it.
     """
+    opened = has_request_context() and CONNECTION not in g
     token = _apart.set(True)
     try:
         yield
     finally:
         _apart.reset(token)
+        if opened and not g.get("read_only_page"):
+            _close_connection()
 
 
 # The connection of the ORM session's transaction, kept in the session's ``info``
@@ -484,7 +493,7 @@ def core_transaction() -> Iterator[sa.Connection]:
     No other connection may begin a transaction inside the block (on SQLite it
     would wait for this one's write lock): the ORM session beginning one, or any
     other connection's BEGIN, raises ``SessionInCoreTransaction``. If the session
-    began one before (reading the signed-in player, say), the block runs in it and
+    began one before (a form that read through the session first), the block runs in it and
     commits it instead.
     """
     outer = _core_transaction.get()

@@ -306,15 +306,14 @@ def test_an_attempts_questions_are_kept_while_its_row_matches_them(ctx):
         key, dataclasses.replace(asked, questions=asked.questions[:1]), store=ASKED
     )
     assert list(attempts.answer_sheet(attempt.id, player).items) == [1]
-    # ...and are read again when it does not (an id reused after a deletion).
+    # ...and are read again when it does not: another start (an id reused after a
+    # deletion), another owner (a guest's attempts handed over to an account).
     earlier = asked.started_at - timedelta(seconds=1)
-    keep_value(
-        key,
-        dataclasses.replace(asked, questions=asked.questions[:1], started_at=earlier),
-        store=ASKED,
-    )
-    assert attempts.answer_sheet(attempt.id, player) == fresh
-    assert kept_value(key, store=ASKED) == asked
+    for other in ({"started_at": earlier}, {"user_id": player.id + 1}):
+        stale = dataclasses.replace(asked, questions=asked.questions[:1], **other)
+        keep_value(key, stale, store=ASKED)
+        assert attempts.answer_sheet(attempt.id, player) == fresh
+        assert kept_value(key, store=ASKED) == asked
 
 
 def test_a_second_record_of_the_same_question_changes_nothing(ctx):

@@ -2,7 +2,7 @@
 
 SQLite keeps the transaction open when COMMIT fails with "database is locked"; the
 connection must still go back to the pool rolled back, so that the answer whose
-request failed is never stored and the next request on that connection works.
+request failed is never stored and later requests on that connection work.
 """
 
 import re
