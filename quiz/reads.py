@@ -47,6 +47,7 @@ logging (``echo``) does not show them.
 from __future__ import annotations
 
 import functools
+import gc
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -510,12 +511,19 @@ def core_transaction() -> Iterator[sa.Connection]:
         return
     connection = db.engine.connect()
     token = _core_transaction.set(connection)
+    # No garbage collection pause while the transaction holds its locks (on SQLite
+    # the database's write lock, which every other writer waits for); it runs
+    # after, if due. Only the block that turned collection off turns it back on.
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         with write_intent(), connection.begin():
             yield connection
     finally:
         _core_transaction.reset(token)
         connection.close()
+        if collecting:
+            gc.enable()
     changes.committed()
 
 

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 from flask import Flask, url_for
 
-from quiz import flaskapp
+from quiz import create_app, flaskapp, settle_memory
 
 CASES = [
     ("play.index", {}),
@@ -219,3 +219,12 @@ def test_a_function_made_for_one_request_is_not_kept(app):
     del for_one_request, sync
     gc.collect()
     assert len(app._plain_functions) == kept - 1  # gone with the function
+
+
+def test_a_served_app_freezes_what_it_was_built_from(monkeypatch):
+    frozen = []
+    monkeypatch.setattr(gc, "freeze", lambda: frozen.append(True))
+    settle_memory()
+    assert frozen == [True]
+    create_app({"TESTING": True, "DATABASE_URL": "sqlite://"})
+    assert frozen == [True]  # not in tests: they build an app each

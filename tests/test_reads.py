@@ -1,5 +1,6 @@
 """Hot reads: the same rows as SQLAlchemy, on the right connection, errors reported."""
 
+import gc
 import sqlite3
 import threading
 import time
@@ -814,6 +815,23 @@ def test_a_core_transaction_that_raises_keeps_nothing(answers):
     with core_transaction():  # the lock is free, and nothing is left to send
         pass
     assert _stored_responses(db.engine) == 0
+
+
+def test_no_garbage_collection_runs_inside_a_core_transaction(answers):
+    assert gc.isenabled()
+    with core_transaction():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(LookupError), core_transaction():
+        raise LookupError("no such question")
+    assert gc.isenabled()
+    gc.disable()  # turned off by someone else: left off
+    try:
+        with core_transaction():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_a_failed_commit_of_a_core_transaction_keeps_nothing(answers):
