@@ -88,8 +88,8 @@ def init_app(app: Flask) -> None:
     app.extensions[PAGES] = VersionedCache(size=1024, max_age=20.0)
     # The questions of attempts being answered (``quiz.attempts.answer_sheet``), a
     # couple of KB each (about 4 MB at most), kept apart so that many players
-    # answering at once do not push the pages' data out. They never change: an
-    # attempt is kept ten minutes after its last answer here, a quiz's length.
+    # answering at once do not push the pages' data out. They never change: each is
+    # kept up to ten minutes after it was read, about as long as a quiz takes.
     app.extensions[ASKED] = VersionedCache(size=2048, max_age=600.0)
 
 
