@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from wtforms import HiddenField, SelectMultipleField
 
 from ..forms import Form, display_name_field, options
@@ -32,7 +34,7 @@ class AnswerForm(Form):
 
     choice = SelectMultipleField("Answer", coerce=int)
 
-    def __init__(self, choice_ids: list[int], *args, **kwargs):
+    def __init__(self, choice_ids: Sequence[int], *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.choice.choices = options((cid, str(cid)) for cid in choice_ids)
 
