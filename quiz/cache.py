@@ -74,6 +74,9 @@ class VersionedCache:
                 return found
         return None
 
+    def __len__(self) -> int:
+        return len(self._items)
+
     def clear(self) -> None:
         with self._lock:
             self._items.clear()

@@ -27,7 +27,7 @@ check.
 from __future__ import annotations
 
 import logging
-import threading
+import math
 from urllib.parse import urlsplit
 
 from flask import Flask, current_app, g, request, session
@@ -35,11 +35,14 @@ from flask_wtf.csrf import CSRFProtect, generate_csrf, validate_csrf
 from wtforms import ValidationError
 from wtforms.csrf.core import CSRF
 
+from .cache import VersionedCache
+
 log = logging.getLogger("flask_wtf.csrf")  # where Flask-WTF logs its refusals
 
 VERIFIED = "quiz.csrf_verified"
 SIGNED = "quiz.csrf_signed"
-# Pairs and tokens kept per app (about 400 bytes each); the oldest go first.
+# Pairs and tokens kept per app (about 400 bytes each), for as long as their session:
+# the least recently used go first.
 REMEMBERED = 4096
 
 
@@ -49,8 +52,8 @@ class RememberingCSRFProtect(CSRFProtect):
 
     def init_app(self, app: Flask) -> None:
         super().init_app(app)
-        app.extensions[VERIFIED] = Remembered(REMEMBERED)
-        app.extensions[SIGNED] = Remembered(REMEMBERED)
+        app.extensions[VERIFIED] = VersionedCache(REMEMBERED, max_age=math.inf)
+        app.extensions[SIGNED] = VersionedCache(REMEMBERED, max_age=math.inf)
         app.jinja_env.globals["csrf_token"] = signed_token
         app.context_processor(lambda: {"csrf_token": signed_token})
 
@@ -105,12 +108,12 @@ def signed_token() -> str:
     if field in g:  # made earlier in this request
         return generate_csrf()
     signed = current_app.extensions[SIGNED]
-    found = signed.get(session.get(field))
+    found = signed.find(session.get(field))
     if found is not None:
         setattr(g, field, found)  # where Flask-WTF looks first
         return found
     token = generate_csrf()  # signs the session's token (made if it has none)
-    signed.add(session[field], token)
+    signed.put(session[field], token)
     return token
 
 
@@ -121,34 +124,10 @@ def _validate(token: str | None) -> None:
         return
     pair = (token, session.get(config["WTF_CSRF_FIELD_NAME"]))
     verified = current_app.extensions[VERIFIED]
-    if token and pair[1] and pair in verified:
+    if token and pair[1] and verified.find(pair):
         return
     validate_csrf(token)  # raises ValidationError, saying what is wrong
-    verified.add(pair)
-
-
-class Remembered:
-    """A bounded mapping, safe across threads: the oldest entry leaves first."""
-
-    def __init__(self, size: int):
-        self.size = size
-        self._items: dict = {}
-        self._lock = threading.Lock()
-
-    def __contains__(self, key) -> bool:
-        return key in self._items
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def get(self, key):
-        return self._items.get(key)
-
-    def add(self, key, value=None) -> None:
-        with self._lock:
-            if key not in self._items and len(self._items) >= self.size:
-                del self._items[next(iter(self._items))]
-            self._items[key] = value
+    verified.put(pair, True)
 
 
 def _same_origin(url: str, other: str) -> bool:

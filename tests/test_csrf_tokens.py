@@ -111,14 +111,13 @@ def test_a_remembered_token_still_needs_the_right_referrer_over_https(
     assert full_checks == [token]
 
 
-def test_the_oldest_remembered_entry_leaves_first():
-    remembered = csrf_module.Remembered(2)
-    for key in ("a", "b", "c"):
-        remembered.add(key, key.upper())
-    assert "a" not in remembered and remembered.get("a") is None
-    assert remembered.get("b") == "B" and remembered.get("c") == "C"
-    remembered.add("c", "C")  # already there: nothing leaves
-    assert len(remembered) == 2 and "b" in remembered
+def test_remembered_pairs_are_bounded(app):
+    verified = app.extensions[csrf_module.VERIFIED]
+    for n in range(csrf_module.REMEMBERED + 1):
+        verified.put((f"signed {n}", f"token {n}"), True)
+    assert len(verified) == csrf_module.REMEMBERED
+    assert verified.find(("signed 0", "token 0")) is None  # the least recent left
+    assert verified.find(("signed 1", "token 1"))
 
 
 def _token_on(client, path: str) -> str:
