@@ -24,6 +24,7 @@ from quiz.reads import (
     HotRead,
     HotWrite,
     SessionInCoreTransaction,
+    apart,
     core_transaction,
     execute_core,
     read_together,
@@ -815,6 +816,22 @@ def test_a_core_transaction_that_raises_keeps_nothing(answers):
     with core_transaction():  # the lock is free, and nothing is left to send
         pass
     assert _stored_responses(db.engine) == 0
+
+
+def test_reads_apart_on_a_form_give_back_their_connection_and_join_a_core_one(
+    answers,
+):
+    count = HotRead(sa.select(sa.func.count()).select_from(Response))
+    with apart():
+        assert count.scalar() == 0
+        assert CONNECTION in g  # autocommit, the connection for such reads
+    assert CONNECTION not in g  # back in the pool: the form's transaction takes one
+    assert not db.session().in_transaction()
+    with core_transaction():
+        RECORD.run(**answers.first)
+        with apart():  # inside the transaction: its reads see its writes
+            assert count.scalar() == 1
+        assert CONNECTION not in g
 
 
 def test_no_garbage_collection_runs_inside_a_core_transaction(answers):
