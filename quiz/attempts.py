@@ -12,12 +12,13 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
 from . import leaderboard, scoring
-from .cache import ASKED, cached, keep_value, kept_value
+from .cache import cached
 from .extensions import db
 from .models import (
     Attempt,
@@ -264,23 +265,28 @@ def review(attempt: Attempt) -> list[ReviewItem]:
 
 @dataclass(frozen=True)
 class SheetItem:
-    """One question of an attempt as answering needs it."""
+    """The question being answered, as answering needs it."""
 
     position: int
     question_id: int
     revision_id: int
     choice_order: Sequence[int]
-    answered: bool
-    answered_at: datetime | None
-    points: float | None  # the answer's, once answered
+
+
+class Answered(NamedTuple):
+    """An answer an attempt holds, as answering and finishing need it."""
+
+    position: int
+    answered_at: datetime
+    points: float
 
 
 @dataclass(frozen=True)
 class AnswerSheet:
-    """What answering and finishing need of an attempt: its state and its questions,
-    each with whether (when, for how many points) it was answered. Read under the
-    attempt's lock (its row, then its responses; its questions are kept per process),
-    without building the attempt, its items and its responses as ORM objects."""
+    """What answering one question needs of an attempt: its state, how many
+    questions it has, the question answered (None if it has no such question),
+    and the answers it holds. Read under the attempt's lock without building the
+    attempt, its items and its responses as ORM objects."""
 
     attempt_id: int
     user_id: int
@@ -290,12 +296,14 @@ class AnswerSheet:
     finished_at: datetime | None
     max_score: float
     pass_mark: int
-    items: dict[int, SheetItem]
+    question_count: int
+    question: SheetItem | None
+    answers: dict[int, Answered]
 
     @classmethod
-    def of(cls, attempt: Attempt) -> AnswerSheet:
+    def of(cls, attempt: Attempt, position: int) -> AnswerSheet:
         """The sheet of an attempt already loaded (and locked) as an ORM object."""
-        responses = responses_by_position(attempt)
+        item = next((i for i in attempt.items if i.position == position), None)
         return cls(
             attempt_id=attempt.id,
             user_id=attempt.user_id,
@@ -305,27 +313,27 @@ class AnswerSheet:
             finished_at=attempt.finished_at,
             max_score=attempt.max_score,
             pass_mark=attempt.pass_mark,
-            items={
-                item.position: SheetItem(
-                    item.position,
-                    item.question_id,
-                    item.revision_id,
-                    tuple(item.choice_order),
-                    item.position in responses,
-                    getattr(responses.get(item.position), "answered_at", None),
-                    getattr(responses.get(item.position), "points", None),
-                )
-                for item in attempt.items
+            question_count=len(attempt.items),
+            question=None
+            if item is None
+            else SheetItem(
+                position, item.question_id, item.revision_id, tuple(item.choice_order)
+            ),
+            answers={
+                r.position: Answered(r.position, r.answered_at, r.points)
+                for r in attempt.responses
             },
         )
 
     def item(self, position: int) -> SheetItem:
-        try:
-            return self.items[position]
-        except KeyError:
+        """The question answered at ``position``; ``QuestionNotInAttempt`` if the
+        attempt has none there."""
+        if self.question is None or self.question.position != position:
             raise QuestionNotInAttempt(
-                f"This attempt has no question {position}; it has {len(self.items)}."
-            ) from None
+                f"This attempt has no question {position}; "
+                f"it has {self.question_count}."
+            )
+        return self.question
 
     @property
     def finished(self) -> bool:
@@ -335,10 +343,13 @@ class AnswerSheet:
         return is_expired(self, now)
 
 
-# On PostgreSQL a statement that waited for the attempt's lock still reads the other
-# tables as they were when it began, so the responses are read by a statement of their
-# own, once the lock is held. All run inside the answer's transaction, as hot reads
-# (see ``quiz.reads``).
+_item = AttemptItem.__table__
+_counted = _item.alias("counted")
+# The attempt's row, locked, with the question answered (its items never change
+# once it has started) and how many it has. On PostgreSQL a statement that waited
+# for the lock still reads the other tables as they were when it began, so the
+# responses are read by a statement of their own, once the lock is held. Both run
+# inside the answer's transaction, as hot reads (see ``quiz.reads``).
 _LOCK_ATTEMPT = HotRead(
     sa.select(
         Attempt.user_id,
@@ -348,91 +359,59 @@ _LOCK_ATTEMPT = HotRead(
         Attempt.finished_at,
         Attempt.max_score,
         Attempt.pass_mark,
+        sa.select(sa.func.count())
+        .where(_counted.c.attempt_id == Attempt.id)
+        .scalar_subquery()
+        .label("question_count"),
+        _item.c.question_id,
+        _item.c.revision_id,
+        _item.c.choice_order,
+    )
+    .outerjoin(
+        _item,
+        sa.and_(
+            _item.c.attempt_id == Attempt.id,
+            _item.c.position == sa.bindparam("position"),
+        ),
     )
     .where(Attempt.id == sa.bindparam("attempt_id"))
-    .with_for_update()
+    .with_for_update(of=Attempt)
 )
 _RESPONSES = HotRead(
     sa.select(Response.position, Response.answered_at, Response.points).where(
         Response.attempt_id == sa.bindparam("attempt_id")
     )
 )
-_QUESTIONS = HotRead(
-    sa.select(
-        AttemptItem.position,
-        AttemptItem.question_id,
-        AttemptItem.revision_id,
-        AttemptItem.choice_order,
+
+
+def answer_sheet(attempt_id: int, user: User, position: int) -> AnswerSheet:
+    """Lock the player's attempt and read its sheet for answering the question at
+    ``position``; ``AttemptNotFound`` if the attempt is not theirs."""
+    # One round trip on PostgreSQL (after BEGIN): the lock, then the responses,
+    # read once the lock is granted (so they see any answer committed meanwhile).
+    locked, responses = read_together(
+        (_LOCK_ATTEMPT, {"attempt_id": attempt_id, "position": position}),
+        (_RESPONSES, {"attempt_id": attempt_id}),
     )
-    .where(AttemptItem.attempt_id == sa.bindparam("attempt_id"))
-    .order_by(AttemptItem.position)
-)
-
-
-@dataclass(frozen=True)
-class _Asked:
-    """An attempt's questions as drawn when it started: they never change, so each
-    process keeps them for the attempts it answers. Kept with the attempt's owner and
-    start, which the locked row must match (an id alone could be a later attempt's,
-    were the earlier one deleted)."""
-
-    user_id: int
-    started_at: datetime
-    questions: tuple  # _QUESTIONS rows, in position order
-
-
-def _asked_key(attempt_id: int) -> tuple:
-    return ("asked", attempt_id)
-
-
-def answer_sheet(attempt_id: int, user: User) -> AnswerSheet:
-    """Lock the player's attempt and read its sheet; ``AttemptNotFound`` if the
-    attempt is not theirs."""
-    # One round trip on PostgreSQL (after BEGIN): the lock, then the responses (and
-    # the questions, unless kept), read once the lock is granted (so they see any
-    # answer committed while the lock was waited for).
-    params = {"attempt_id": attempt_id}
-    asked = kept_value(_asked_key(attempt_id), store=ASKED)
-    reads = [(_LOCK_ATTEMPT, params), (_RESPONSES, params)]
-    if asked is None:
-        reads.append((_QUESTIONS, params))
-    locked, responses, *questions = read_together(*reads)
-    attempt = locked[0] if locked else None
-    if attempt is None or attempt.user_id != user.id:
+    row = locked[0] if locked else None
+    if row is None or row.user_id != user.id:
         raise AttemptNotFound("There is no such attempt for you.")
-    if asked is None or (asked.user_id, asked.started_at) != (
-        attempt.user_id,
-        attempt.started_at,
-    ):
-        rows = questions[0] if questions else _QUESTIONS.all(**params)
-        asked = _Asked(
-            attempt.user_id,
-            attempt.started_at,
-            tuple(row._replace(choice_order=tuple(row.choice_order)) for row in rows),
-        )
-        keep_value(_asked_key(attempt_id), asked, store=ASKED)
-    answered = {row.position: row for row in responses}
     return AnswerSheet(
         attempt_id=attempt_id,
-        user_id=attempt.user_id,
-        quiz_id=attempt.quiz_id,
-        started_at=attempt.started_at,
-        deadline=attempt.deadline,
-        finished_at=attempt.finished_at,
-        max_score=attempt.max_score,
-        pass_mark=attempt.pass_mark,
-        items={
-            question.position: SheetItem(
-                question.position,
-                question.question_id,
-                question.revision_id,
-                question.choice_order,
-                question.position in answered,
-                getattr(answered.get(question.position), "answered_at", None),
-                getattr(answered.get(question.position), "points", None),
-            )
-            for question in asked.questions
-        },
+        user_id=row.user_id,
+        quiz_id=row.quiz_id,
+        started_at=row.started_at,
+        deadline=row.deadline,
+        finished_at=row.finished_at,
+        max_score=row.max_score,
+        pass_mark=row.pass_mark,
+        question_count=row.question_count,
+        question=None
+        if row.question_id is None
+        else SheetItem(
+            position, row.question_id, row.revision_id, tuple(row.choice_order)
+        ),
+        answers={answer.position: Answered._make(answer) for answer in responses},
     )
 
 
@@ -486,14 +465,15 @@ def record_answer(
     a question with one answer raise ``InvalidAnswer``.
 
     An answer after the deadline finishes the attempt and raises ``AttemptClosed``;
-    the answer that completes the attempt finishes it. Call with a sheet read by
-    ``answer_sheet`` (or ``AnswerSheet.of`` a locked attempt) in this transaction.
+    the answer that completes the attempt finishes it. Call with the sheet read for
+    ``position`` by ``answer_sheet`` (or ``AnswerSheet.of`` a locked attempt) in
+    this transaction.
     An answer that does not finish the attempt is written with the transaction's
     COMMIT (``HotWrite.send``), or before any statement that follows it.
     """
     now = now or utcnow()
     item = sheet.item(position)
-    if item.answered:
+    if position in sheet.answers:
         return False
     if sheet.finished:
         raise AttemptClosed("This attempt is finished; answers can no longer change.")
@@ -506,8 +486,7 @@ def record_answer(
     rules = marking(item.revision_id)
     chosen_set = _checked_choice(rules, item, chosen)
     marked = scoring.mark(rules.type, rules.points, rules.correct, chosen_set)
-    answered = [i.answered_at for i in sheet.items.values() if i.answered_at]
-    since = max([sheet.started_at, *answered])
+    since = max([sheet.started_at, *(a.answered_at for a in sheet.answers.values())])
     response = {
         "attempt_id": sheet.attempt_id,
         "position": position,
@@ -519,7 +498,7 @@ def record_answer(
         "answered_at": now,
         "seconds": round(max(0.0, (now - since).total_seconds()), 3),
     }
-    if all(i.answered for i in sheet.items.values() if i.position != position):
+    if len(sheet.answers) + 1 >= sheet.question_count:  # the last one unanswered
         _RECORD.run(**response)
         _finish_sheet(sheet, [marked.points], now)
     else:  # the transaction's last statement: sent with its COMMIT
@@ -602,7 +581,7 @@ _FINISH = HotWrite(
 def _finish_sheet(sheet: AnswerSheet, new_points: list[float], now: datetime) -> None:
     """Finish the attempt of a sheet read under its lock, as ``finish`` does, in Core
     statements: the answers it holds plus ``new_points`` (just recorded) score."""
-    held = [i.points for i in sheet.items.values() if i.points is not None]
+    held = [answer.points for answer in sheet.answers.values()]
     result = closing(
         sheet.started_at,
         sheet.deadline,
@@ -637,7 +616,7 @@ def answer(
     """
     db.session.flush()
     try:
-        record_answer(AnswerSheet.of(attempt), position, chosen, now=now)
+        record_answer(AnswerSheet.of(attempt, position), position, chosen, now=now)
     finally:
         db.session.expire(attempt)  # its responses, and its figures if it finished
     return responses_by_position(attempt)[position]

@@ -29,7 +29,6 @@ T = TypeVar("T")
 EXTENSION = "quiz.cache"
 FRAGMENTS = "quiz.fragments"
 PAGES = "quiz.pages"
-ASKED = "quiz.asked"
 
 
 class VersionedCache:
@@ -89,25 +88,9 @@ def init_app(app: Flask) -> None:
     app.extensions[FRAGMENTS] = VersionedCache(size=4096, max_age=20.0)
     # Whole pages (``quiz.layout.kept_page``), some 7 KB each: about 7 MB at most.
     app.extensions[PAGES] = VersionedCache(size=1024, max_age=20.0)
-    # The questions of attempts being answered (``quiz.attempts.answer_sheet``), a
-    # couple of KB each (about 4 MB at most), kept apart so that many players
-    # answering at once do not push the pages' data out. They never change: each is
-    # kept up to ten minutes after it was read, about as long as a quiz takes.
-    app.extensions[ASKED] = VersionedCache(size=2048, max_age=600.0)
 
 
 def cached(key: Hashable, compute: Callable[[], T], *, store: str = EXTENSION) -> T:
     """This process's value for ``key`` (in the data cache, or the one named by
     ``store``), computed on a miss."""
     return current_app.extensions[store].get(key, compute)
-
-
-def kept_value(key: Hashable, *, store: str = EXTENSION):
-    """This process's value for ``key`` (in the data cache, or the one named by
-    ``store``), or None."""
-    return current_app.extensions[store].find(key)
-
-
-def keep_value(key: Hashable, value, *, store: str = EXTENSION) -> None:
-    """Keep ``value`` under ``key`` in this process (see ``kept_value``)."""
-    current_app.extensions[store].put(key, value)

@@ -1,6 +1,5 @@
 """The attempt lifecycle: start, resume, answer, double submit, deadline, finish."""
 
-import dataclasses
 import random
 from datetime import timedelta
 
@@ -8,7 +7,6 @@ import pytest
 import sqlalchemy as sa
 
 from quiz import attempts
-from quiz.cache import ASKED, keep_value, kept_value
 from quiz.extensions import db
 from quiz.models import Attempt, BestScore, PlayerTotal, Response, ScoreTally
 from tests.factories import load_bank, make_player, make_quiz
@@ -276,53 +274,37 @@ def test_the_answer_sheet_reads_what_the_attempt_holds(ctx):
     attempt = attempts.start(player, quiz)
     attempts.answer(attempt, 2, correct_choices(attempt, 2))
     db.session.commit()
-    sheet = attempts.answer_sheet(attempt.id, player)
-    assert sheet == attempts.AnswerSheet.of(attempt)
-    assert [(i.position, i.answered) for i in sheet.items.values()] == [
-        (1, False),
-        (2, True),
-        (3, False),
-    ]
-    assert sheet.items[2].answered_at is not None
-    assert list(sheet.items[1].choice_order) == attempt.items[0].choice_order
-    with pytest.raises(attempts.AttemptNotFound):
-        attempts.answer_sheet(attempt.id, make_player("someone else"))
-    with pytest.raises(attempts.AttemptNotFound):
-        attempts.answer_sheet(attempt.id + 1000, player)
-    with pytest.raises(attempts.QuestionNotInAttempt, match="no question 9; it has 3"):
-        sheet.item(9)
-
-
-def test_an_attempts_questions_are_kept_while_its_row_matches_them(ctx):
-    quiz, player = make_quiz(), make_player()
-    attempt = attempts.start(player, quiz)
-    db.session.commit()
-    fresh = attempts.answer_sheet(attempt.id, player)
-    key = attempts._asked_key(attempt.id)
-    asked = kept_value(key, store=ASKED)
-    assert [q.position for q in asked.questions] == [1, 2, 3]
-    # Kept questions are what the sheet shows while the attempt's row matches them...
-    keep_value(
-        key, dataclasses.replace(asked, questions=asked.questions[:1]), store=ASKED
+    for position in (1, 2, 3, 9):
+        sheet = attempts.answer_sheet(attempt.id, player, position)
+        assert sheet == attempts.AnswerSheet.of(attempt, position)
+        assert sheet.question_count == 3
+        assert list(sheet.answers) == [2]
+        (response,) = attempt.responses
+        assert sheet.answers[2] == (2, response.answered_at, response.points)
+    sheet = attempts.answer_sheet(attempt.id, player, 1)
+    item = attempt.items[0]
+    assert sheet.item(1) == attempts.SheetItem(
+        1, item.question_id, item.revision_id, tuple(item.choice_order)
     )
-    assert list(attempts.answer_sheet(attempt.id, player).items) == [1]
-    # ...and are read again when it does not: another start (an id reused after a
-    # deletion), another owner (a guest's attempts handed over to an account).
-    earlier = asked.started_at - timedelta(seconds=1)
-    for other in ({"started_at": earlier}, {"user_id": player.id + 1}):
-        stale = dataclasses.replace(asked, questions=asked.questions[:1], **other)
-        keep_value(key, stale, store=ASKED)
-        assert attempts.answer_sheet(attempt.id, player) == fresh
-        assert kept_value(key, store=ASKED) == asked
+    with pytest.raises(attempts.QuestionNotInAttempt, match="no question 2; it has 3"):
+        sheet.item(2)  # a sheet is read for one question
+    missing = attempts.answer_sheet(attempt.id, player, 9)
+    assert missing.question is None
+    with pytest.raises(attempts.QuestionNotInAttempt, match="no question 9; it has 3"):
+        missing.item(9)
+    with pytest.raises(attempts.AttemptNotFound):
+        attempts.answer_sheet(attempt.id, make_player("someone else"), 1)
+    with pytest.raises(attempts.AttemptNotFound):
+        attempts.answer_sheet(attempt.id + 1000, player, 1)
 
 
 def test_a_second_record_of_the_same_question_changes_nothing(ctx):
     quiz, player = make_quiz(), make_player()
     attempt = attempts.start(player, quiz)
     db.session.commit()
-    first = attempts.answer_sheet(attempt.id, player)
+    first = attempts.answer_sheet(attempt.id, player, 1)
     assert attempts.record_answer(first, 1, correct_choices(attempt, 1)) is True
-    again = attempts.answer_sheet(attempt.id, player)
+    again = attempts.answer_sheet(attempt.id, player, 1)
     assert attempts.record_answer(again, 1, wrong_choice(attempt, 1)) is False
     (response,) = db.session.scalars(sa.select(Response)).all()
     assert response.points == 1.0 and response.chosen == correct_choices(attempt, 1)

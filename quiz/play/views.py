@@ -107,7 +107,7 @@ def question(attempt_id: int, position: int):
 def answer(attempt_id: int, position: int):
     closed = invalid = None
     with core_transaction():  # answering builds no ORM object
-        sheet = _answer_sheet(attempt_id)
+        sheet = _answer_sheet(attempt_id, position)
         item = _sheet_item(sheet, position)
         try:
             attempts.record_answer(sheet, position, posted_choices(request.form))
@@ -289,9 +289,9 @@ def _player_attempt(attempt_id: int, *, lock: bool = False):
         abort(404)
 
 
-def _answer_sheet(attempt_id: int) -> attempts.AnswerSheet:
+def _answer_sheet(attempt_id: int, position: int) -> attempts.AnswerSheet:
     try:
-        return attempts.answer_sheet(attempt_id, current_user)
+        return attempts.answer_sheet(attempt_id, current_user, position)
     except attempts.AttemptNotFound:
         abort(404)
 
