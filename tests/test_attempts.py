@@ -310,6 +310,33 @@ def test_a_second_record_of_the_same_question_changes_nothing(ctx):
     assert response.points == 1.0 and response.chosen == correct_choices(attempt, 1)
 
 
+def test_the_answer_read_as_a_sheet_that_completes_the_attempt_finishes_it(ctx):
+    """Answered out of order, through ``answer_sheet``: the attempt finishes with
+    the answer that leaves no question unanswered, whatever its position, and
+    scores the points held plus the new ones."""
+    quiz, player = make_quiz(), make_player()
+    attempt = attempts.start(player, quiz)
+    attempt_id = attempt.id
+    db.session.commit()
+    for position, choices in ((3, correct_choices), (1, wrong_choice)):
+        sheet = attempts.answer_sheet(attempt_id, player, position)
+        assert attempts.record_answer(sheet, position, choices(attempt, position))
+        db.session.commit()
+        assert db.session.get(Attempt, attempt_id).finished_at is None
+    sheet = attempts.answer_sheet(attempt_id, player, 2)
+    assert len(sheet.answers) == 2 and sheet.question_count == 3
+    assert attempts.record_answer(sheet, 2, correct_choices(attempt, 2))
+    db.session.commit()
+    db.session.expire_all()
+    finished = db.session.get(Attempt, attempt_id)
+    held = db.session.scalars(
+        sa.select(Response.points).where(Response.attempt_id == attempt_id)
+    ).all()
+    assert finished.finished_at is not None
+    assert finished.score == sum(held) > 0
+    assert db.session.get(BestScore, (quiz.id, player.id)).score == finished.score
+
+
 def test_marking_is_read_once_per_revision(ctx):
     quiz, player = make_quiz(), make_player()
     attempt = attempts.start(player, quiz)
