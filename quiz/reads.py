@@ -494,8 +494,8 @@ def core_transaction() -> Iterator[sa.Connection]:
     No other connection may begin a transaction inside the block (on SQLite it
     would wait for this one's write lock): the ORM session beginning one, or any
     other connection's BEGIN, raises ``SessionInCoreTransaction``. If the session
-    began one before (a form that read through the session first), the block runs in it and
-    commits it instead.
+    began one before (a form that read through the session first), the block runs
+    in it and commits it instead.
     """
     outer = _core_transaction.get()
     if outer is not None:
