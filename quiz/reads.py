@@ -27,17 +27,18 @@ whose transaction costs more to begin, commit and close than the answer's SQL.
 
 Reads that must follow one another, such as an attempt's row lock and then the
 sheet it guards, can go together (``read_together``): on PostgreSQL in one round
-trip (psycopg's pipeline mode; a BEGIN that opens the transaction is a round trip
-of its own), each still run after the one before with a snapshot of its own;
-elsewhere one after another.
+trip (psycopg's pipeline mode; the BEGIN of a ``core_transaction`` goes with them,
+an ORM session's BEGIN is a round trip of its own), each still run after the one
+before with a snapshot of its own; elsewhere one after another.
 
 A ``HotWrite`` runs the INSERT of every answer (and the UPDATE that finishes an
 attempt) the same way, always inside the request's transaction; it sets only the
 columns it names and computes no Python-side defaults. A write that is its
 transaction's last statement can be sent with the COMMIT (``HotWrite.send``): on
 PostgreSQL both go in one round trip (pipeline mode again, the COMMIT sent as a
-statement), so an answer waits for the database three times: BEGIN, the lock with
-the sheet, the answer with the COMMIT.
+statement). A ``core_transaction`` on PostgreSQL sends its BEGIN the same way, with
+its first statement, so an answer waits for the database twice: the BEGIN with the
+lock and the sheet, the answer with the COMMIT.
 
 Statements stay simple: no expanding ``IN``, literal or escaped parameters. Being
 run by the driver, hot reads pass by SQLAlchemy's engine events, so its statement
@@ -251,16 +252,20 @@ def read_together(*reads: tuple[HotRead, dict[str, Any]]) -> list[list]:
     the lock was waited for.
     """
     connection = _connection()
-    _send_pending(connection)  # writes sent before them go first
     dialect = connection.dialect
-    # Pipeline mode needs libpq 14 or newer (psycopg's binary wheels bring it).
-    if dialect.driver != "psycopg" or not dialect.loaded_dbapi.Pipeline.is_supported():
+    if not _pipelines(dialect):
         return [read.all(**params) for read, params in reads]
+    if SENT_WITH_COMMIT in connection.info:
+        _send_pending(connection)  # writes sent before them go first
+    begin = connection.info.pop(BEGIN_PENDING, False)  # goes with them
     compiled = [(read, read._compiled(dialect), params) for read, params in reads]
     dbapi_connection = connection.connection.dbapi_connection
     cursors = [dbapi_connection.cursor() for _ in compiled]
+    opening = dbapi_connection.cursor() if begin else None
     try:
         with dbapi_connection.pipeline():
+            if opening is not None:
+                opening.execute(BEGIN)
             for cursor, (_read, statement, params) in zip(
                 cursors, compiled, strict=True
             ):
@@ -272,10 +277,12 @@ def read_together(*reads: tuple[HotRead, dict[str, Any]]) -> list[list]:
             )
         ]
     except dialect.loaded_dbapi.Error as error:
-        sql = ";\n".join(statement.sql for _read, statement, _params in compiled)
+        sql = ";\n".join(
+            [*([BEGIN] if begin else []), *(s.sql for _r, s, _p in compiled)]
+        )
         raise _database_error(connection, None, sql, None, error) from error
     finally:
-        for cursor in cursors:
+        for cursor in [*cursors, opening] if opening is not None else cursors:
             _close(cursor, dialect)
     return [
         read._made(rows, statement, fetch_one=False)
@@ -283,11 +290,38 @@ def read_together(*reads: tuple[HotRead, dict[str, Any]]) -> list[list]:
     ]
 
 
-# --- writes sent with the COMMIT (``HotWrite.send``) ------------------------------------
-# Kept in the info of their transaction's connection until it commits (the engine's
-# ``commit`` event: only the outermost transaction's, after the ORM's last flush) or
-# rolls back, and dropped when the connection goes back to the pool whatever happened.
+def _pipelines(dialect) -> bool:
+    """Whether the driver sends several statements in one round trip: psycopg's
+    pipeline mode (it needs libpq 14 or newer, which psycopg's binary wheels bring)."""
+    return dialect.driver == "psycopg" and dialect.loaded_dbapi.Pipeline.is_supported()
+
+
+# --- statements sent with others: the BEGIN, and writes sent with the COMMIT ----------
+# Kept in the info of their transaction's connection until they are sent: the BEGIN
+# of a ``core_transaction`` on PostgreSQL before its first statement, writes
+# (``HotWrite.send``) before any statement that follows them or with the COMMIT (the
+# engine's ``commit`` event: only the outermost transaction's, after the ORM's last
+# flush). Dropped if the transaction rolls back, and when the connection goes back
+# to the pool whatever happened.
+BEGIN_PENDING = "quiz_begin_pending"
 SENT_WITH_COMMIT = "quiz_sent_with_commit"
+# The level answering relies on (each statement sees what committed before it
+# began: the sheet read once the lock is held), PostgreSQL's default, stated so that
+# a server or engine set otherwise does not change it.
+BEGIN = "BEGIN ISOLATION LEVEL READ COMMITTED"
+
+
+def _begin_now(connection: sa.Connection) -> None:
+    """Send the BEGIN that waited for the transaction's first statement, alone."""
+    del connection.info[BEGIN_PENDING]
+    dialect = connection.dialect
+    cursor = connection.connection.dbapi_connection.cursor()
+    try:
+        cursor.execute(BEGIN)
+    except dialect.loaded_dbapi.Error as error:
+        raise _database_error(connection, cursor, BEGIN, None, error) from error
+    finally:
+        _close(cursor, dialect)
 
 
 def _send_now(connection: sa.Connection) -> None:
@@ -297,20 +331,25 @@ def _send_now(connection: sa.Connection) -> None:
 
 
 def _send_pending(connection: sa.Connection, *_args) -> None:
-    """Before another statement on the transaction: the writes waiting go first."""
+    """Before another statement on the transaction: the BEGIN and the writes
+    waiting go first."""
+    if BEGIN_PENDING in connection.info:
+        _begin_now(connection)
     if SENT_WITH_COMMIT in connection.info:
         _send_now(connection)
 
 
 def _send_with_commit(connection: sa.Connection) -> None:
     """As the transaction commits: send the writes waiting for it. On PostgreSQL
-    they go with a COMMIT, in one round trip (pipeline mode); the driver's own
-    commit, which follows, finds the transaction ended and sends nothing. Elsewhere
-    they run one by one, then the driver commits."""
+    they go with a COMMIT (and the BEGIN, if no statement ran before them), in one
+    round trip (pipeline mode); the driver's own commit, which follows, finds the
+    transaction ended and sends nothing. Elsewhere they run one by one, then the
+    driver commits. A BEGIN still waiting with no write is dropped: nothing ran."""
+    begin = connection.info.pop(BEGIN_PENDING, False)
     if SENT_WITH_COMMIT not in connection.info:
         return
     dialect = connection.dialect
-    if dialect.driver != "psycopg" or not dialect.loaded_dbapi.Pipeline.is_supported():
+    if not _pipelines(dialect):
         _send_now(connection)
         return
     sent = connection.info.pop(SENT_WITH_COMMIT)
@@ -319,11 +358,19 @@ def _send_with_commit(connection: sa.Connection) -> None:
     cursor = dbapi_connection.cursor()
     try:
         with dbapi_connection.pipeline():
+            if begin:
+                cursor.execute(BEGIN)
             for statement, params in statements:
                 cursor.execute(statement.sql, _bind(statement, params))
             cursor.execute("COMMIT")  # skipped by the server if a write failed
     except dialect.loaded_dbapi.Error as error:
-        sql = ";\n".join([*(statement.sql for statement, _ in statements), "COMMIT"])
+        sql = ";\n".join(
+            [
+                *([BEGIN] if begin else []),
+                *(statement.sql for statement, _ in statements),
+                "COMMIT",
+            ]
+        )
         failure = _database_error(connection, None, sql, None, error)
         if not failure.connection_invalidated:
             # Ended as a failed COMMIT ends it: SQLAlchemy sends no ROLLBACK after a
@@ -338,16 +385,18 @@ def _send_with_commit(connection: sa.Connection) -> None:
 
 def _drop_unsent(connection: sa.Connection) -> None:
     if not connection.invalidated:  # lost: its info went with it
+        connection.info.pop(BEGIN_PENDING, None)
         connection.info.pop(SENT_WITH_COMMIT, None)
 
 
 def _drop_unsent_on_checkin(_dbapi_connection, record) -> None:
+    record.info.pop(BEGIN_PENDING, None)
     record.info.pop(SENT_WITH_COMMIT, None)
 
 
 def _send_with_commits(engine: sa.Engine) -> None:
-    """Install the engine's listeners that send, and drop, writes waiting for the
-    COMMIT (once per engine)."""
+    """Install the engine's listeners that send, and drop, the BEGIN and the writes
+    waiting to go with other statements (once per engine)."""
     if sa.event.contains(engine, "commit", _send_with_commit):
         return
     sa.event.listen(engine, "before_execute", _send_pending)
@@ -487,7 +536,8 @@ def core_transaction() -> Iterator[sa.Connection]:
     answer that builds no ORM object. Everything SQLAlchemy's engine does still
     happens: on SQLite ``BEGIN IMMEDIATE`` (in a request or not), writes sent with
     the COMMIT, the changed tables counted, a failed COMMIT rolled back before the
-    connection goes back to the pool. ``HotRead``, ``HotWrite``, ``read_together``
+    connection goes back to the pool. On PostgreSQL the BEGIN goes with the first
+    statement, and a block that runs none sends nothing. ``HotRead``, ``HotWrite``, ``read_together``
     and ``execute_core`` run on this connection inside the block; a
     ``core_transaction`` inside it runs in it.
 
@@ -510,6 +560,14 @@ def core_transaction() -> Iterator[sa.Connection]:
         db.session.commit()
         return
     connection = db.engine.connect()
+    # On PostgreSQL the driver, left to itself, sends BEGIN in a round trip of its
+    # own before the first statement. In autocommit it sends none, and the BEGIN
+    # goes with the transaction's first statement instead (``_send_pending``,
+    # ``read_together``, ``_send_with_commit``); the driver's commit and rollback
+    # still end what the server began. The pool resets the connection's mode.
+    deferred_begin = _pipelines(connection.dialect)
+    if deferred_begin:
+        connection.execution_options(isolation_level="AUTOCOMMIT")
     token = _core_transaction.set(connection)
     # No garbage collection pause while the transaction holds its locks (on SQLite
     # the database's write lock, which every other writer waits for); it runs
@@ -518,6 +576,8 @@ def core_transaction() -> Iterator[sa.Connection]:
     gc.disable()
     try:
         with write_intent(), connection.begin():
+            if deferred_begin:
+                connection.info[BEGIN_PENDING] = True
             yield connection
     finally:
         _core_transaction.reset(token)

@@ -2,9 +2,10 @@
 
 import gc
 import sqlite3
+import tempfile
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
@@ -849,6 +850,114 @@ def test_no_garbage_collection_runs_inside_a_core_transaction(answers):
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("first", ["core", "hot write", "hot read"])
+def test_a_core_transactions_first_statement_of_any_kind_runs_inside_it(answers, first):
+    """Whatever runs first (on PostgreSQL the BEGIN waits for it), it is part of the
+    transaction: a rollback takes it back."""
+    count = HotRead(sa.select(sa.func.count()).select_from(Response))
+    with pytest.raises(LookupError), core_transaction():
+        if first == "core":
+            execute_core(sa.insert(Response.__table__), answers.first)
+        elif first == "hot write":
+            RECORD.run(**answers.first)
+        else:
+            assert count.scalar() == 0
+            RECORD.run(**answers.first)
+        assert count.scalar() == 1
+        raise LookupError("no such question")
+    assert _stored_responses(db.engine) == 0
+
+
+@contextmanager
+def _client_messages(connection: sa.Connection):
+    """What the client sends on ``connection`` inside the block, as libpq's trace
+    of the protocol shows it: a list of message names ("Sync" ends a round trip)."""
+    pgconn = connection.connection.dbapi_connection.pgconn
+    import psycopg
+
+    sent: list[str] = []
+    with tempfile.TemporaryFile("w+") as trace:
+        pgconn.trace(trace.fileno())
+        pgconn.set_trace_flags(
+            psycopg.pq.Trace.SUPPRESS_TIMESTAMPS | psycopg.pq.Trace.REGRESS_MODE
+        )
+        try:
+            yield sent
+        finally:
+            pgconn.untrace()
+            trace.seek(0)
+            sent += [
+                line.split("\t")[2].split(" ")[0]
+                for line in trace.read().splitlines()
+                if line.startswith("F\t")
+            ]
+
+
+def _locked_elsewhere(url, attempt_id: int) -> bool:
+    """Whether another session finds the attempt's row locked."""
+    other = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with other.connect() as connection:
+            connection.execute(
+                sa.select(Attempt.id)
+                .where(Attempt.id == attempt_id)
+                .with_for_update(nowait=True)
+            )
+        return False
+    except sa.exc.OperationalError as error:
+        assert "lock" in str(error).lower()
+        return True
+    finally:
+        other.dispose()
+
+
+@requires_postgres
+def test_on_postgresql_a_core_transaction_begins_with_its_first_reads(answers):
+    """The BEGIN waits for the transaction's first statement: with an answer's lock
+    and sheet it takes one round trip, and the answer with the COMMIT a second. The
+    lock is held from the first to the COMMIT."""
+    import psycopg
+
+    status = psycopg.pq.TransactionStatus
+    lock = HotRead(
+        sa.select(Attempt.id)
+        .where(Attempt.id == sa.bindparam("id"))
+        .with_for_update(of=Attempt)
+    )
+    attempt_id = answers.first["attempt_id"]
+    count = HotRead(sa.select(sa.func.count()).select_from(Response))
+    with ExitStack() as tracing, core_transaction() as connection:
+        sent = tracing.enter_context(_client_messages(connection))  # to the COMMIT
+        pgconn = connection.connection.dbapi_connection.pgconn
+        assert pgconn.transaction_status == status.IDLE  # nothing sent yet
+        locked, responses = read_together((lock, {"id": attempt_id}), (count, {}))
+        assert pgconn.transaction_status == status.INTRANS
+        assert _locked_elsewhere(db.engine.url, attempt_id)
+        RECORD.send(**answers.first)
+    assert (locked, responses) == ([(attempt_id,)], [(0,)])
+    assert sent.count("Sync") == 2
+    assert sent.count("Execute") == 5  # BEGIN, two reads; INSERT, COMMIT
+    assert not _locked_elsewhere(db.engine.url, attempt_id)
+    assert _stored_responses(db.engine) == 1
+
+
+@requires_postgres
+def test_on_postgresql_a_core_transaction_that_runs_nothing_sends_nothing(answers):
+    """And the pool takes its connection back out of autocommit: an ORM session's
+    transaction on it is still one."""
+    with ExitStack() as tracing, core_transaction() as connection:
+        sent = tracing.enter_context(_client_messages(connection))  # to its end
+        raw = connection.connection.dbapi_connection
+    assert sent == []
+    with db.engine.connect() as again:
+        assert again.connection.dbapi_connection is raw  # the pool's latest
+        assert raw.autocommit is False
+    db.session.add(Response(**answers.first))
+    db.session.flush()
+    db.session.rollback()
+    assert _stored_responses(db.engine) == 0
 
 
 def test_a_failed_commit_of_a_core_transaction_keeps_nothing(answers):
