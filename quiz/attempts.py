@@ -387,8 +387,9 @@ _RESPONSES = HotRead(
 def answer_sheet(attempt_id: int, user: User, position: int) -> AnswerSheet:
     """Lock the player's attempt and read its sheet for answering the question at
     ``position``; ``AttemptNotFound`` if the attempt is not theirs."""
-    # One round trip on PostgreSQL (after BEGIN): the lock, then the responses,
-    # read once the lock is granted (so they see any answer committed meanwhile).
+    # One round trip on PostgreSQL (with the BEGIN, in a ``core_transaction``): the
+    # lock, then the responses, read once the lock is granted (so they see any
+    # answer committed meanwhile).
     locked, responses = read_together(
         (_LOCK_ATTEMPT, {"attempt_id": attempt_id, "position": position}),
         (_RESPONSES, {"attempt_id": attempt_id}),

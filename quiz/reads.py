@@ -42,7 +42,8 @@ lock and the sheet, the answer with the COMMIT.
 
 Statements stay simple: no expanding ``IN``, literal or escaped parameters. Being
 run by the driver, hot reads pass by SQLAlchemy's engine events, so its statement
-logging (``echo``) does not show them.
+logging (``echo``) does not show them, nor the BEGIN a ``core_transaction`` sends
+with its first statement.
 """
 
 from __future__ import annotations
@@ -257,7 +258,7 @@ def read_together(*reads: tuple[HotRead, dict[str, Any]]) -> list[list]:
         return [read.all(**params) for read, params in reads]
     if SENT_WITH_COMMIT in connection.info:
         _send_pending(connection)  # writes sent before them go first
-    begin = connection.info.pop(BEGIN_PENDING, False)  # goes with them
+    begin = BEGIN_PENDING in connection.info  # goes with them
     compiled = [(read, read._compiled(dialect), params) for read, params in reads]
     dbapi_connection = connection.connection.dbapi_connection
     cursors = [dbapi_connection.cursor() for _ in compiled]
@@ -265,6 +266,7 @@ def read_together(*reads: tuple[HotRead, dict[str, Any]]) -> list[list]:
     try:
         with dbapi_connection.pipeline():
             if opening is not None:
+                del connection.info[BEGIN_PENDING]
                 opening.execute(BEGIN)
             for cursor, (_read, statement, params) in zip(
                 cursors, compiled, strict=True
@@ -313,11 +315,11 @@ BEGIN = "BEGIN ISOLATION LEVEL READ COMMITTED"
 
 def _begin_now(connection: sa.Connection) -> None:
     """Send the BEGIN that waited for the transaction's first statement, alone."""
-    del connection.info[BEGIN_PENDING]
     dialect = connection.dialect
     cursor = connection.connection.dbapi_connection.cursor()
     try:
         cursor.execute(BEGIN)
+        del connection.info[BEGIN_PENDING]
     except dialect.loaded_dbapi.Error as error:
         raise _database_error(connection, cursor, BEGIN, None, error) from error
     finally:
@@ -399,7 +401,8 @@ def _send_with_commits(engine: sa.Engine) -> None:
     waiting to go with other statements (once per engine)."""
     if sa.event.contains(engine, "commit", _send_with_commit):
         return
-    sa.event.listen(engine, "before_execute", _send_pending)
+    # Before every statement SQLAlchemy sends, ``exec_driver_sql``'s included.
+    sa.event.listen(engine, "before_cursor_execute", _send_pending)
     sa.event.listen(engine, "commit", _send_with_commit)
     sa.event.listen(engine, "rollback", _drop_unsent)
     sa.event.listen(engine, "checkin", _drop_unsent_on_checkin)
@@ -537,7 +540,8 @@ def core_transaction() -> Iterator[sa.Connection]:
     happens: on SQLite ``BEGIN IMMEDIATE`` (in a request or not), writes sent with
     the COMMIT, the changed tables counted, a failed COMMIT rolled back before the
     connection goes back to the pool. On PostgreSQL the BEGIN goes with the first
-    statement, and a block that runs none sends nothing. ``HotRead``, ``HotWrite``, ``read_together``
+    statement (at READ COMMITTED, whatever the engine's isolation level), and a
+    block that runs none sends nothing. ``HotRead``, ``HotWrite``, ``read_together``
     and ``execute_core`` run on this connection inside the block; a
     ``core_transaction`` inside it runs in it.
 
@@ -565,7 +569,9 @@ def core_transaction() -> Iterator[sa.Connection]:
     # goes with the transaction's first statement instead (``_send_pending``,
     # ``read_together``, ``_send_with_commit``); the driver's commit and rollback
     # still end what the server began. The pool resets the connection's mode.
-    deferred_begin = _pipelines(connection.dialect)
+    dialect = connection.dialect
+    # (An engine set to skip rollbacks in autocommit would leave a failed one open.)
+    deferred_begin = _pipelines(dialect) and not dialect.skip_autocommit_rollback
     if deferred_begin:
         connection.execution_options(isolation_level="AUTOCOMMIT")
     token = _core_transaction.set(connection)

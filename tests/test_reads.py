@@ -19,6 +19,7 @@ from quiz import changes
 from quiz.extensions import db
 from quiz.models import Attempt, AttemptItem, BestScore, Response, User
 from quiz.reads import (
+    BEGIN_PENDING,
     CONNECTION,
     SENT_WITH_COMMIT,
     TRANSACTION_CONNECTION,
@@ -729,8 +730,10 @@ def test_writes_never_outlive_their_connections_checkout(app):
         pooled = db.engine.raw_connection()
         info = pooled.info
         info[SENT_WITH_COMMIT] = [(None, {})]
+        info[BEGIN_PENDING] = True
         pooled.close()
         assert SENT_WITH_COMMIT not in info
+        assert BEGIN_PENDING not in info
 
 
 @requires_postgres
@@ -852,18 +855,38 @@ def test_no_garbage_collection_runs_inside_a_core_transaction(answers):
         gc.enable()
 
 
-@pytest.mark.parametrize("first", ["core", "hot write", "hot read"])
+def _in_transaction(connection: sa.Connection) -> bool:
+    """Whether the server holds a transaction open on ``connection``."""
+    raw = connection.connection.dbapi_connection
+    if connection.dialect.name == "sqlite":
+        return raw.in_transaction
+    import psycopg
+
+    return raw.pgconn.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+
+
+FIRST_STATEMENTS = ["core", "driver sql", "savepoint", "hot write", "hot read"]
+
+
+@pytest.mark.parametrize("first", FIRST_STATEMENTS)
 def test_a_core_transactions_first_statement_of_any_kind_runs_inside_it(answers, first):
-    """Whatever runs first (on PostgreSQL the BEGIN waits for it), it is part of the
-    transaction: a rollback takes it back."""
+    """Whatever runs first (on PostgreSQL the BEGIN waits for it), it runs inside
+    the transaction, and a rollback takes back what it wrote."""
     count = HotRead(sa.select(sa.func.count()).select_from(Response))
-    with pytest.raises(LookupError), core_transaction():
+    with pytest.raises(LookupError), core_transaction() as connection:
         if first == "core":
             execute_core(sa.insert(Response.__table__), answers.first)
+        elif first == "driver sql":
+            connection.exec_driver_sql("SELECT 1")
+        elif first == "savepoint":
+            with connection.begin_nested():
+                RECORD.run(**answers.first)
         elif first == "hot write":
             RECORD.run(**answers.first)
         else:
             assert count.scalar() == 0
+        assert _in_transaction(connection)
+        if first in ("driver sql", "hot read"):
             RECORD.run(**answers.first)
         assert count.scalar() == 1
         raise LookupError("no such question")
@@ -951,13 +974,63 @@ def test_on_postgresql_a_core_transaction_that_runs_nothing_sends_nothing(answer
         sent = tracing.enter_context(_client_messages(connection))  # to its end
         raw = connection.connection.dbapi_connection
     assert sent == []
-    with db.engine.connect() as again:
-        assert again.connection.dbapi_connection is raw  # the pool's latest
-        assert raw.autocommit is False
+    assert raw.autocommit is False
+    assert db.session.connection().connection.dbapi_connection is raw  # the latest
     db.session.add(Response(**answers.first))
     db.session.flush()
     db.session.rollback()
     assert _stored_responses(db.engine) == 0
+
+
+@requires_postgres
+def test_on_postgresql_a_failed_write_sent_with_the_begin_and_commit_keeps_nothing(
+    answers,
+):
+    """The transaction's only statement fails in the pipeline that holds the BEGIN
+    and the COMMIT: nothing is kept, and the connection goes back usable."""
+    with core_transaction():
+        RECORD.send(**answers.first)
+    with pytest.raises(sa.exc.IntegrityError, match="response"), core_transaction():
+        RECORD.send(**answers.first)  # the same question again: a duplicate
+    assert _stored_responses(db.engine) == 1
+    with core_transaction() as connection:
+        assert connection.connection.dbapi_connection.autocommit is True
+        RECORD.send(**answers.second)
+    assert _stored_responses(db.engine) == 2
+
+
+@requires_postgres
+def test_on_postgresql_failed_reads_sent_with_the_begin_leave_the_connection_usable(
+    answers,
+):
+    """A lock that cannot be had (NOWAIT) fails the pipeline holding the BEGIN: the
+    error is the database's, the transaction is rolled back, and the connection
+    serves the next one."""
+    attempt_id = answers.first["attempt_id"]
+    nowait = HotRead(
+        sa.select(Attempt.id)
+        .where(Attempt.id == sa.bindparam("id"))
+        .with_for_update(nowait=True)
+    )
+    other = sa.create_engine(db.engine.url, poolclass=sa.pool.NullPool)
+    try:
+        with other.connect() as holder:
+            holder.execute(
+                sa.select(Attempt.id).where(Attempt.id == attempt_id).with_for_update()
+            )
+            refused = pytest.raises(sa.exc.OperationalError, match="lock")
+            with refused, core_transaction() as connection:
+                raw = connection.connection.dbapi_connection
+                read_together((nowait, {"id": attempt_id}))
+            holder.rollback()
+    finally:
+        other.dispose()
+    assert raw.autocommit is False
+    with core_transaction() as connection:
+        assert connection.connection.dbapi_connection is raw
+        assert read_together((nowait, {"id": attempt_id})) == [[(attempt_id,)]]
+        RECORD.send(**answers.first)
+    assert _stored_responses(db.engine) == 1
 
 
 def test_a_failed_commit_of_a_core_transaction_keeps_nothing(answers):
