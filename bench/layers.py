@@ -33,7 +33,7 @@ open attempts:
   ``bench_probe_write``, made in the bench databases only and emptied at the start
   of each run) in a ``core_transaction`` (a pooled connection, no ORM session),
   begun with ``BEGIN IMMEDIATE`` on SQLite, sent with the COMMIT
-  (``HotWrite.send``: one round trip on PostgreSQL);
+  (``HotWrite.send``: on PostgreSQL with the BEGIN too, in one round trip);
 - answering the question itself (``bench.pages``).
 
 The ceiling stays served and is measured again after each figure: a figure's ratio
