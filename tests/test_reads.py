@@ -983,6 +983,25 @@ def test_on_postgresql_a_core_transaction_that_runs_nothing_sends_nothing(answer
 
 
 @requires_postgres
+def test_on_postgresql_a_begin_sent_alone_that_fails_is_the_databases_error(answers):
+    """The connection lost before the transaction's first statement: its BEGIN
+    fails as SQLAlchemy reports a lost connection, the pool starts afresh, and the
+    next transaction runs."""
+    with pytest.raises(sa.exc.DBAPIError) as raised, core_transaction() as connection:
+        pid = connection.connection.dbapi_connection.info.backend_pid
+        other = sa.create_engine(db.engine.url, poolclass=sa.pool.NullPool)
+        with other.begin() as killer:
+            killer.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        other.dispose()
+        execute_core(sa.select(sa.literal(1)))
+    assert raised.value.connection_invalidated
+    assert "BEGIN" in str(raised.value)
+    with core_transaction():
+        RECORD.send(**answers.first)
+    assert _stored_responses(db.engine) == 1
+
+
+@requires_postgres
 def test_on_postgresql_a_failed_write_sent_with_the_begin_and_commit_keeps_nothing(
     answers,
 ):
