@@ -22,6 +22,11 @@ no request can change another's copy.
 Hooks: Flask asks, for every hook, view and teardown function of every request,
 whether it is a coroutine function (``ensure_sync``); the answer for a function
 never changes, so it is remembered.
+
+Routing: werkzeug answers 405 when a rule of another method matches the path, even
+if that rule would refuse the path's values too (a number beyond the database's
+integers, say): ``POST /attempts/<a 12-digit number>/questions/1`` would say that
+GET is allowed at an address where nothing is. Such a 405 becomes the 404 it is.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ from weakref import WeakKeyDictionary
 from flask import Flask, Request, has_request_context, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.routing import RequestRedirect
 
 MAX_URLS = 4096
 MAX_SESSIONS = 4096
@@ -98,7 +105,8 @@ class SignedCookieSessions(SecureCookieSessionInterface):
 
 class QuizFlask(Flask):
     """Flask, with ``url_for`` remembering the relative URLs it built, session
-    cookies checked once, and hooks known to be plain functions."""
+    cookies checked once, hooks known to be plain functions, and a 405 only where
+    another method's rule takes the address."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -117,6 +125,28 @@ class QuizFlask(Flask):
         if sync is func and len(self._plain_functions) < MAX_FUNCTIONS:
             self._plain_functions[func] = True
         return sync
+
+    def raise_routing_exception(self, request: Request):
+        error = request.routing_exception
+        if isinstance(error, MethodNotAllowed) and not self._served_by_any(
+            request, error.valid_methods or ()
+        ):
+            raise NotFound() from None
+        return super().raise_routing_exception(request)
+
+    def _served_by_any(self, request: Request, methods) -> bool:
+        """Whether a rule for one of ``methods`` takes the request's path, values
+        included (a redirect to the canonical address counts)."""
+        adapter = self.create_url_adapter(request)
+        for method in methods:
+            try:
+                adapter.match(method=method)
+            except RequestRedirect:
+                return True
+            except HTTPException:
+                continue
+            return True
+        return False
 
     def url_for(
         self,

@@ -243,6 +243,39 @@ def test_question_outside_the_attempt_is_404(client, quiz):
     assert "There is nothing at this address" in response.get_data(as_text=True)
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/attempts/{big}/questions/1",
+        "/attempts/{attempt}/questions/{big}",
+        "/attempts/{big}/finish",
+    ],
+)
+def test_a_number_beyond_any_id_is_404_for_a_form_too(client, app, quiz, path):
+    """The GET rule at the same address refuses the number as well: nothing there
+    takes any method, so no 405 says GET would do."""
+    become_guest(client)
+    attempt_id = start(client)
+    url = path.format(attempt=attempt_id, big=2**31)
+    response = client.post(url, data={"choice": "1"})
+    assert response.status_code == 404 and "Allow" not in response.headers
+    assert "There is nothing at this address" in response.get_data(as_text=True)
+    assert client.get(url).status_code == 404
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Response)) == 0
+        assert db.session.get(Attempt, attempt_id).finished_at is None
+
+
+def test_a_method_the_address_does_not_take_is_still_405(client, quiz):
+    become_guest(client)
+    attempt_id = start(client)
+    response = client.put(f"/attempts/{attempt_id}/questions/1")
+    assert response.status_code == 405
+    assert set(response.headers["Allow"].split(", ")) >= {"GET", "POST"}
+    response = client.get(f"/attempts/{attempt_id}/finish")
+    assert response.status_code == 405 and "POST" in response.headers["Allow"]
+
+
 def test_another_players_attempt_is_404_for_every_page(client, app, quiz):
     become_guest(client, "Owner")
     attempt_id = start(client)
