@@ -26,14 +26,16 @@ never changes, so it is remembered.
 Routing: werkzeug answers 405 when a rule of another method matches the path, even
 if that rule would refuse the path's values too (a number beyond the database's
 integers, say): ``POST /attempts/<a 12-digit number>/questions/1`` would say that
-GET is allowed at an address where nothing is. Such a 405 becomes the 404 it is.
+GET is allowed at an address where nothing is. Such a 405 becomes the 404 it is,
+and a 405 names only the methods that do take the address.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
+from urllib.parse import unquote, urlsplit
 from weakref import WeakKeyDictionary
 
 from flask import Flask, Request, has_request_context, request
@@ -126,27 +128,36 @@ class QuizFlask(Flask):
             self._plain_functions[func] = True
         return sync
 
-    def raise_routing_exception(self, request: Request):
+    def raise_routing_exception(self, request: Request) -> NoReturn:
         error = request.routing_exception
-        if isinstance(error, MethodNotAllowed) and not self._served_by_any(
-            request, error.valid_methods or ()
-        ):
-            raise NotFound() from None
-        return super().raise_routing_exception(request)
+        if isinstance(error, MethodNotAllowed):
+            offered = error.valid_methods or ()
+            served = [m for m in offered if self._serves(request, m)]
+            if not served:
+                raise NotFound() from None
+            if len(served) < len(offered):
+                raise MethodNotAllowed(valid_methods=served) from None
+        super().raise_routing_exception(request)
 
-    def _served_by_any(self, request: Request, methods) -> bool:
-        """Whether a rule for one of ``methods`` takes the request's path, values
-        included (a redirect to the canonical address counts)."""
+    def _serves(self, request: Request, method: str) -> bool:
+        """Whether a rule for ``method`` takes the request's path, values included;
+        after a redirect to the canonical address (merged or added slashes), the
+        address it redirects to."""
         adapter = self.create_url_adapter(request)
-        for method in methods:
+        try:
+            adapter.match(method=method)
+        except RequestRedirect as redirect:
+            target = unquote(urlsplit(redirect.new_url).path)
+            root = adapter.script_name.rstrip("/")
             try:
-                adapter.match(method=method)
+                adapter.match(path_info=target.removeprefix(root), method=method)
             except RequestRedirect:
-                return True
+                return True  # redirected again: left to the redirect
             except HTTPException:
-                continue
-            return True
-        return False
+                return False
+        except HTTPException:
+            return False
+        return True
 
     def url_for(
         self,

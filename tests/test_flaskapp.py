@@ -228,3 +228,43 @@ def test_a_served_app_freezes_what_it_was_built_from(monkeypatch):
     assert frozen == [True]
     create_app({"TESTING": True, "DATABASE_URL": "sqlite://"})
     assert frozen == [True]  # not in tests: they build an app each
+
+
+def _routes_refusing_some_values():
+    """GET takes 1 to 10 only, PUT any number, DELETE 1 to 10 with a slash."""
+    app = flaskapp.QuizFlask(__name__)
+    app.add_url_rule("/n/<int(max=10):x>", "small", lambda x: "get", methods=["GET"])
+    app.add_url_rule("/n/<int:x>", "any", lambda x: "put", methods=["PUT"])
+    app.add_url_rule("/d/<int(max=10):x>/", "slash", lambda x: "d", methods=["DELETE"])
+    return app.test_client()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "allowed"),
+    [
+        ("GET", "/n/5", 200, None),
+        ("POST", "/n/5", 405, {"GET", "HEAD", "OPTIONS", "PUT"}),
+        # GET refuses 50: only PUT is offered
+        ("POST", "/n/50", 405, {"PUT"}),
+        ("DELETE", "/n/50", 405, {"PUT"}),
+        # nothing takes the address: 404, whatever the method
+        ("GET", "/d/50/", 404, None),
+        ("GET", "/d/5/", 405, {"DELETE"}),
+        # a doubled slash redirects to the address it names, which decides
+        ("POST", "/n//5", 405, {"GET", "HEAD", "OPTIONS", "PUT"}),
+        ("POST", "/n//50", 405, {"PUT"}),
+        ("GET", "/d//5/", 405, {"DELETE"}),
+        ("GET", "/d//50/", 404, None),
+    ],
+)
+def test_a_405_offers_only_the_methods_that_take_the_address(
+    method, path, status, allowed
+):
+    response = _routes_refusing_some_values().open(path, method=method)
+    assert response.status_code == status
+    if allowed is None:
+        assert "Allow" not in response.headers
+    else:
+        assert set(response.headers["Allow"].split(", ")) - {"OPTIONS"} == (
+            allowed - {"OPTIONS"}
+        )

@@ -260,10 +260,22 @@ def test_a_number_beyond_any_id_is_404_for_a_form_too(client, app, quiz, path):
     response = client.post(url, data={"choice": "1"})
     assert response.status_code == 404 and "Allow" not in response.headers
     assert "There is nothing at this address" in response.get_data(as_text=True)
-    assert client.get(url).status_code == 404
+    for method in ("GET", "HEAD", "OPTIONS", "DELETE"):
+        assert client.open(url, method=method).status_code == 404, method
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Response)) == 0
         assert db.session.get(Attempt, attempt_id).finished_at is None
+
+
+def test_a_doubled_slash_is_judged_at_the_address_it_redirects_to(client, quiz):
+    """``/attempts//N/finish`` redirects a POST to ``/attempts/N/finish``: with an N
+    beyond any id nothing is there, so a GET gets 404, not a 405 offering POST."""
+    become_guest(client)
+    assert client.post(f"/attempts//{2**31}/finish").status_code == 308
+    assert client.get(f"/attempts//{2**31}/finish").status_code == 404
+    attempt_id = start(client)
+    response = client.get(f"/attempts//{attempt_id}/finish")
+    assert response.status_code == 405 and "POST" in response.headers["Allow"]
 
 
 def test_a_method_the_address_does_not_take_is_still_405(client, quiz):
@@ -274,6 +286,8 @@ def test_a_method_the_address_does_not_take_is_still_405(client, quiz):
     assert set(response.headers["Allow"].split(", ")) >= {"GET", "POST"}
     response = client.get(f"/attempts/{attempt_id}/finish")
     assert response.status_code == 405 and "POST" in response.headers["Allow"]
+    response = client.delete(f"/attempts/{attempt_id}/questions/{2**31 - 1}")
+    assert response.status_code == 405  # the largest id there can be
 
 
 def test_another_players_attempt_is_404_for_every_page(client, app, quiz):
