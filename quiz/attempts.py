@@ -17,7 +17,7 @@ from typing import NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
-from . import leaderboard, scoring
+from . import leaderboard, scoring, sqlite
 from .cache import cached
 from .extensions import db
 from .models import (
@@ -646,3 +646,50 @@ def finish(attempt: Attempt, *, now: datetime | None = None) -> bool:
     db.session.flush()
     leaderboard.record_finished(attempt)
     return True
+
+
+# Attempts finished by ``finish_expired`` in one transaction.
+EXPIRED_BATCH = 500
+
+
+def _time_is_up(now: datetime):
+    return sa.and_(Attempt.finished_at.is_(None), Attempt.deadline <= now)
+
+
+def any_expired(*, now: datetime | None = None) -> bool:
+    """Whether an open attempt's time is up (an indexed look-up: open attempts with
+    a deadline only)."""
+    return db.session.scalar(sa.select(sa.exists().where(_time_is_up(now or utcnow()))))
+
+
+def finish_expired(*, now: datetime | None = None, limit: int = EXPIRED_BATCH) -> int:
+    """Finish up to ``limit`` open attempts whose time is up, with the answers given
+    before the deadline, as the player's return would have; return how many.
+
+    A player who leaves when the time runs out never comes back to finish: without
+    this, reports would show the attempt in progress and the leaderboards would
+    never count it. Runs in the caller's transaction. On PostgreSQL an attempt that
+    another transaction holds (an answer arriving now, which finishes it itself) is
+    left for that transaction.
+    """
+    now = now or utcnow()
+    due = db.session.scalars(
+        sa.select(Attempt)
+        .where(_time_is_up(now))
+        .order_by(Attempt.deadline, Attempt.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .options(selectinload(Attempt.responses))
+        .execution_options(populate_existing=True)
+    ).all()
+    return sum(finish(attempt, now=now) for attempt in due)
+
+
+def close_expired(*, limit: int = EXPIRED_BATCH) -> int:
+    """``finish_expired`` in a transaction of its own, committed (begun with the
+    write lock on SQLite); what the session held before is rolled back."""
+    db.session.rollback()
+    with sqlite.write_intent():
+        count = finish_expired(limit=limit)
+        db.session.commit()
+    return count

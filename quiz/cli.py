@@ -1,4 +1,5 @@
-"""Command-line interface: ``flask --app quiz banks ...`` and ``users ...``."""
+"""Command-line interface: ``flask --app quiz banks ...``, ``users ...``, ``attempts ...``,
+``export ...``, ``demo-data`` and ``check-deploy``."""
 
 from __future__ import annotations
 
@@ -12,13 +13,25 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
-from . import accounts, audit, banks, config, demo, events, exports, reports, sqlite
+from . import (
+    accounts,
+    attempts,
+    audit,
+    banks,
+    config,
+    demo,
+    events,
+    exports,
+    reports,
+    sqlite,
+)
 from .extensions import db
 from .models import ROLES, Cohort, Quiz, User
 from .paging import parse_day
 
 banks_cli = AppGroup("banks", help="Check and load question bank files.")
 users_cli = AppGroup("users", help="Create and manage accounts.")
+attempts_cli = AppGroup("attempts", help="Housekeeping of players' attempts.")
 
 
 def init_app(app: Flask) -> None:
@@ -28,6 +41,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(export_cli)
     app.cli.add_command(demo_data_command)
+    app.cli.add_command(attempts_cli)
 
 
 def _parse_or_exit(paths: tuple[str, ...]) -> list[banks.BankData]:
@@ -97,6 +111,22 @@ def _commit_or_fail(change) -> None:
             db.session.rollback()
             raise click.ClickException(str(exc)) from None
         db.session.commit()
+
+
+@attempts_cli.command("finish-expired")
+def finish_expired_command() -> None:
+    """Finish every open attempt whose time is up, with the answers given in time.
+
+    Run it every few minutes (cron, a systemd timer): an attempt whose player left
+    when the time ran out then counts on the leaderboards and in trainers' reports.
+    """
+    total = 0
+    while True:
+        finished = attempts.close_expired()
+        total += finished
+        if finished < attempts.EXPIRED_BATCH:
+            break
+    click.echo(f"Finished {total} attempt(s) whose time was up.")
 
 
 password_stdin = click.option(

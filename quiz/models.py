@@ -181,6 +181,13 @@ class Attempt(db.Model):
             postgresql_where=sa.text("finished_at IS NULL"),
         ),
         sa.Index("ix_attempt_quiz_finished", "quiz_id", "finished_at"),
+        # Open attempts with a time limit, by deadline: those whose time is up.
+        sa.Index(
+            "ix_attempt_open_deadline",
+            "deadline",
+            sqlite_where=sa.text("finished_at IS NULL AND deadline IS NOT NULL"),
+            postgresql_where=sa.text("finished_at IS NULL AND deadline IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
