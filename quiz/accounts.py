@@ -157,8 +157,16 @@ def merge_guest(guest: User, account: User) -> int:
             )
         )
     )
+    # Locked first, as a finish locks its attempt first: a sweep finishing one of
+    # them (``attempts.close_expired``) commits its best score before it is moved.
     guest_attempts = list(
-        db.session.scalars(sa.select(Attempt).where(Attempt.user_id == guest.id))
+        db.session.scalars(
+            sa.select(Attempt)
+            .where(Attempt.user_id == guest.id)
+            .order_by(Attempt.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
     )
     for attempt in guest_attempts:
         if attempt.finished_at is None and attempt.quiz_id in account_open:

@@ -7,6 +7,7 @@ second sees the first one's response and returns it instead of writing another.
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 from collections.abc import Sequence
@@ -32,6 +33,8 @@ from .models import (
     utcnow,
 )
 from .reads import HotRead, HotWrite, execute_core, read_together
+
+log = logging.getLogger("quiz.attempts")
 
 
 class AttemptError(Exception):
@@ -75,15 +78,19 @@ class ReviewItem:
 # --- starting ---------------------------------------------------------------------
 
 
-def open_attempt(user: User, quiz: Quiz) -> Attempt | None:
-    """The player's unfinished attempt at this quiz, if any."""
-    return db.session.scalar(
-        sa.select(Attempt).where(
-            Attempt.user_id == user.id,
-            Attempt.quiz_id == quiz.id,
-            Attempt.finished_at.is_(None),
-        )
+def open_attempt(user: User, quiz: Quiz, *, lock: bool = False) -> Attempt | None:
+    """The player's unfinished attempt at this quiz, if any (locked with ``lock``:
+    on PostgreSQL, one a sweep is finishing meanwhile is then no longer open)."""
+    statement = sa.select(Attempt).where(
+        Attempt.user_id == user.id,
+        Attempt.quiz_id == quiz.id,
+        Attempt.finished_at.is_(None),
     )
+    if lock:
+        statement = statement.with_for_update().execution_options(
+            populate_existing=True
+        )
+    return db.session.scalar(statement)
 
 
 def start(user: User, quiz: Quiz, *, rng: random.Random | None = None) -> Attempt:
@@ -94,7 +101,7 @@ def start(user: User, quiz: Quiz, *, rng: random.Random | None = None) -> Attemp
     if not quiz.is_published:
         raise QuizUnavailable("This quiz is not available.")
     rng = rng or random.SystemRandom()
-    current = open_attempt(user, quiz)
+    current = open_attempt(user, quiz, lock=True)
     now = utcnow()
     if current is not None:
         if not is_expired(current, now):
@@ -648,12 +655,25 @@ def finish(attempt: Attempt, *, now: datetime | None = None) -> bool:
     return True
 
 
-# Attempts finished by ``finish_expired`` in one transaction.
+# Attempts one sweep finishes at most (``close_expired``).
 EXPIRED_BATCH = 500
+# How long after its deadline an attempt is swept: a server whose clock runs a few
+# seconds fast does not close an attempt while its player is still answering.
+EXPIRY_GRACE = timedelta(seconds=30)
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """What ``close_expired`` did: attempts finished, and those that failed to."""
+
+    finished: int
+    failed: tuple[int, ...]
 
 
 def _time_is_up(now: datetime):
-    return sa.and_(Attempt.finished_at.is_(None), Attempt.deadline <= now)
+    return sa.and_(
+        Attempt.finished_at.is_(None), Attempt.deadline <= now - EXPIRY_GRACE
+    )
 
 
 def any_expired(*, now: datetime | None = None) -> bool:
@@ -662,34 +682,62 @@ def any_expired(*, now: datetime | None = None) -> bool:
     return db.session.scalar(sa.select(sa.exists().where(_time_is_up(now or utcnow()))))
 
 
-def finish_expired(*, now: datetime | None = None, limit: int = EXPIRED_BATCH) -> int:
-    """Finish up to ``limit`` open attempts whose time is up, with the answers given
-    before the deadline, as the player's return would have; return how many.
-
-    A player who leaves when the time runs out never comes back to finish: without
-    this, reports would show the attempt in progress and the leaderboards would
-    never count it. Runs in the caller's transaction. On PostgreSQL an attempt that
-    another transaction holds (an answer arriving now, which finishes it itself) is
-    left for that transaction.
-    """
-    now = now or utcnow()
-    due = db.session.scalars(
+def lock_one_expired(
+    *, now: datetime | None = None, skip: Sequence[int] = ()
+) -> Attempt | None:
+    """The open attempt whose deadline passed longest ago (but none of ``skip``),
+    locked; None when none is left. On PostgreSQL an attempt another transaction
+    holds (its player's answer arriving now, which finishes it, or another sweep)
+    is passed over, not waited for."""
+    statement = (
         sa.select(Attempt)
-        .where(_time_is_up(now))
-        .order_by(Attempt.deadline, Attempt.id)
-        .limit(limit)
+        .where(_time_is_up(now or utcnow()))
+        .order_by(Attempt.deadline)
+        .limit(1)
         .with_for_update(skip_locked=True)
         .options(selectinload(Attempt.responses))
         .execution_options(populate_existing=True)
-    ).all()
-    return sum(finish(attempt, now=now) for attempt in due)
+    )
+    if skip:
+        statement = statement.where(Attempt.id.not_in(skip))
+    return db.session.scalar(statement)
 
 
-def close_expired(*, limit: int = EXPIRED_BATCH) -> int:
-    """``finish_expired`` in a transaction of its own, committed (begun with the
-    write lock on SQLite); what the session held before is rolled back."""
-    db.session.rollback()
-    with sqlite.write_intent():
-        count = finish_expired(limit=limit)
-        db.session.commit()
-    return count
+def close_expired(
+    *,
+    limit: int = EXPIRED_BATCH,
+    skip: Sequence[int] = (),
+    wait_ms: int = sqlite.BUSY_TIMEOUT_MS,
+) -> Sweep:
+    """Finish up to ``limit`` open attempts whose time is up, with the answers given
+    before the deadline, as their players' return would have.
+
+    A player who leaves when the time runs out never comes back to finish: without
+    this, the attempt's score would never count, in trainers' reports or on the
+    leaderboards. Each attempt is finished and committed in a transaction of its
+    own, which takes its locks in the order a player's own finish does (the attempt,
+    then the leaderboard's rows). One that fails to finish is rolled back, logged
+    and passed over until the next sweep; a failure to look for them at all (the
+    SQLite write lock not had within ``wait_ms``) is raised.
+    """
+    if db.session.new or db.session.dirty or db.session.deleted:
+        raise RuntimeError("close_expired commits as it goes: commit the session first")
+    db.session.rollback()  # ends a transaction that only read
+    finished, failed = 0, []
+    while finished + len(failed) < limit:
+        with sqlite.write_intent(wait_ms):
+            due = lock_one_expired(skip=[*skip, *failed])
+            if due is None:
+                db.session.rollback()
+                break
+            attempt_id = due.id
+            try:
+                finish(due)
+                db.session.commit()
+            except sa.exc.SQLAlchemyError:
+                db.session.rollback()
+                log.exception("Attempt %s could not be finished (time up)", attempt_id)
+                failed.append(attempt_id)
+                continue
+        finished += 1
+    return Sweep(finished, tuple(failed))

@@ -120,13 +120,20 @@ def finish_expired_command() -> None:
     Run it every few minutes (cron, a systemd timer): an attempt whose player left
     when the time ran out then counts on the leaderboards and in trainers' reports.
     """
-    total = 0
+    finished, failed = 0, ()
     while True:
-        finished = attempts.close_expired()
-        total += finished
-        if finished < attempts.EXPIRED_BATCH:
+        sweep = attempts.close_expired(limit=attempts.EXPIRED_BATCH, skip=failed)
+        finished += sweep.finished
+        failed += sweep.failed
+        if not sweep.finished:  # none left, or only those others hold or that fail
             break
-    click.echo(f"Finished {total} attempt(s) whose time was up.")
+    click.echo(f"Finished {finished} attempt(s) whose time was up.")
+    if failed:
+        listed = ", ".join(map(str, failed))
+        raise click.ClickException(
+            f"Attempt(s) {listed} could not be finished (the log says why); "
+            "the next run tries again."
+        )
 
 
 password_stdin = click.option(

@@ -21,7 +21,11 @@ from flask import g, has_request_context, request
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-_write_intent: ContextVar[bool] = ContextVar("quiz_sqlite_write_intent", default=False)
+# Inside ``write_intent()``: how long a transaction begun there waits for the write
+# lock, in milliseconds (None outside).
+_write_intent: ContextVar[int | None] = ContextVar(
+    "quiz_sqlite_write_intent", default=None
+)
 
 BUSY_TIMEOUT_MS = 15_000
 # Pauses between tries for the write lock (seconds): see _begin_immediate.
@@ -35,7 +39,7 @@ READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 def wants_write_lock() -> bool:
     """Whether a transaction begun now takes the write lock first (BEGIN
     IMMEDIATE): in requests that change state and inside ``write_intent()``."""
-    if _write_intent.get():
+    if _write_intent.get() is not None:
         return True
     return has_request_context() and request.method not in READ_ONLY_METHODS
 
@@ -46,9 +50,10 @@ def _read_only_page() -> bool:
 
 
 @contextmanager
-def write_intent() -> Iterator[None]:
-    """Begin transactions inside the block with ``BEGIN IMMEDIATE``."""
-    token = _write_intent.set(True)
+def write_intent(wait_ms: int = BUSY_TIMEOUT_MS) -> Iterator[None]:
+    """Begin transactions inside the block with ``BEGIN IMMEDIATE``, waiting up to
+    ``wait_ms`` for the write lock (then "database is locked")."""
+    token = _write_intent.set(wait_ms)
     try:
         yield
     finally:
@@ -101,12 +106,16 @@ def _begin_immediate(connection) -> None:
     a millisecond: a writer that found the lock taken would mostly sleep, and two
     workers would write little faster than one. So the lock is tried with SQLite's
     wait off, sleeping 50 microseconds and doubling up to ``LONGEST_PAUSE``, for the
-    busy timeout in all; then the last try's "database is locked" is the error.
+    busy timeout in all (or what ``write_intent`` says); then the last try's
+    "database is locked" is the error.
     """
+    wait_ms = _write_intent.get()
     raw = connection.connection.dbapi_connection
     raw.execute("PRAGMA busy_timeout = 0")
     try:
-        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        deadline = (
+            time.monotonic() + (BUSY_TIMEOUT_MS if wait_ms is None else wait_ms) / 1000
+        )
         pause = FIRST_PAUSE
         while time.monotonic() < deadline:
             try:

@@ -2,6 +2,8 @@
 time: by trainers' pages, and by ``flask --app quiz attempts finish-expired``."""
 
 import re
+import sqlite3
+import threading
 from datetime import timedelta
 
 import pytest
@@ -10,9 +12,11 @@ import sqlalchemy as sa
 from quiz import attempts, cohorts
 from quiz.extensions import db
 from quiz.models import Attempt, BestScore, Quiz, Response, User, utcnow
-from tests.conftest import requires_postgres
+from tests.conftest import POSTGRES_URL, requires_postgres
 from tests.factories import make_account, make_quiz
 from tests.test_trainer import sign_in
+
+requires_sqlite = pytest.mark.skipif(bool(POSTGRES_URL), reason="SQLite's write lock")
 
 
 def start(user_id: int, slug: str, *, right: int = 0) -> int:
@@ -110,6 +114,14 @@ def test_the_command_finishes_every_expired_attempt_in_batches(
     app, timed, runner, monkeypatch
 ):
     monkeypatch.setattr(attempts, "EXPIRED_BATCH", 2)
+    sweeps = []
+    close_expired = attempts.close_expired
+
+    def counted(**options):
+        sweeps.append((options["limit"], sweep := close_expired(**options)))
+        return sweep
+
+    monkeypatch.setattr(attempts, "close_expired", counted)
     with app.app_context():
         for name in ("ann", "bob", "cy", "dee"):
             player = make_account(f"{name}@example.org", role="player")
@@ -117,6 +129,12 @@ def test_the_command_finishes_every_expired_attempt_in_batches(
     result = runner.invoke(args=["attempts", "finish-expired"])
     assert result.exit_code == 0, result.output
     assert "Finished 5 attempt(s) whose time was up." in result.output
+    assert [(limit, sweep.finished) for limit, sweep in sweeps] == [
+        (2, 2),
+        (2, 2),
+        (2, 1),
+        (2, 0),
+    ]
     with app.app_context():
         still_open = db.session.scalars(
             sa.select(Attempt.id).where(Attempt.finished_at.is_(None))
@@ -133,15 +151,81 @@ def test_one_sweep_finishes_at_most_its_limit_oldest_deadline_first(app, timed):
         )
         run_out(older, minutes_ago=30)
         assert attempts.any_expired()
-        assert attempts.finish_expired(limit=1) == 1
-        db.session.commit()
+        assert attempts.close_expired(limit=1) == attempts.Sweep(1, ())
         finished = db.session.get(Attempt, older)
         assert finished.finished_at == finished.deadline
         assert finished.score == sum(r.points for r in finished.responses) > 0
         assert db.session.get(Attempt, timed["late"]).finished_at is None
-        assert attempts.finish_expired() == 1
-        db.session.commit()
+        assert attempts.close_expired() == attempts.Sweep(1, ())
         assert not attempts.any_expired()
+
+
+def test_an_attempt_just_past_its_deadline_is_left_a_moment(app, timed):
+    """A server whose clock runs a few seconds fast closes nothing early: the sweep
+    waits ``EXPIRY_GRACE`` past the deadline (the player's own answer does not)."""
+    with app.app_context():
+        run_out(timed["in_time"], minutes_ago=10 / 60)
+        assert attempts.close_expired() == attempts.Sweep(1, ())  # the late one
+        assert not attempts.any_expired()
+        assert db.session.get(Attempt, timed["in_time"]).finished_at is None
+
+
+def test_the_sweep_refuses_to_drop_unsaved_changes(app, timed):
+    with app.app_context():
+        db.session.get(Attempt, timed["in_time"]).score = 99
+        with pytest.raises(RuntimeError, match="commit the session first"):
+            attempts.close_expired()
+
+
+def test_an_attempt_that_fails_to_finish_holds_up_no_other_nor_the_page(
+    app, timed, runner, monkeypatch, caplog
+):
+    with app.app_context():
+        other = start(make_account("ann@example.org", role="player").id, "timed")
+        run_out(other, minutes_ago=30)  # the older deadline: tried first
+    finish = attempts.finish
+
+    def broken(attempt, **options):
+        if attempt.id == other:
+            raise sa.exc.OperationalError("UPDATE attempt", {}, Exception("disk I/O"))
+        return finish(attempt, **options)
+
+    monkeypatch.setattr(attempts, "finish", broken)
+    trainer = sign_in(app, "tia@example.org")
+    assert trainer.get("/trainer/").status_code == 200
+    assert f"Attempt {other} could not be finished" in caplog.text
+    result = runner.invoke(args=["attempts", "finish-expired"])
+    assert result.exit_code == 1
+    assert "Finished 0 attempt(s)" in result.output
+    assert f"Attempt(s) {other} could not be finished" in result.output
+    with app.app_context():
+        assert db.session.get(Attempt, timed["late"]).finished_at is not None
+        assert db.session.get(Attempt, other).finished_at is None
+    monkeypatch.setattr(attempts, "finish", finish)
+    result = runner.invoke(args=["attempts", "finish-expired"])
+    assert "Finished 1 attempt(s)" in result.output and result.exit_code == 0
+
+
+@requires_sqlite
+def test_on_sqlite_a_page_waits_only_a_moment_for_the_write_lock(app, timed, caplog):
+    """Another writer holds SQLite's write lock (a backup, a bank import): the page
+    shows what is committed, and the next page finishes the attempt."""
+    trainer = sign_in(app, "tia@example.org")
+    with app.app_context():
+        path = db.engine.url.database
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        assert trainer.get("/trainer/").status_code == 200
+        assert "were not finished now" in caplog.text
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    with app.app_context():
+        assert db.session.get(Attempt, timed["late"]).finished_at is None
+    assert trainer.get("/trainer/").status_code == 200
+    with app.app_context():
+        assert db.session.get(Attempt, timed["late"]).finished_at is not None
 
 
 def test_pages_that_only_read_leave_attempts_alone(app, timed):
@@ -164,10 +248,64 @@ def test_on_postgresql_an_attempt_another_transaction_holds_is_left_to_it(app, t
                     .where(Attempt.id == timed["late"])
                     .with_for_update()
                 )
-                assert attempts.finish_expired() == 0  # not waited for
-                db.session.rollback()
+                assert attempts.close_expired() == attempts.Sweep(0, ())  # no wait
                 holder.rollback()
         finally:
             other.dispose()
-        assert attempts.finish_expired() == 1
-        db.session.commit()
+        assert attempts.close_expired() == attempts.Sweep(1, ())
+
+
+@requires_postgres
+def test_on_postgresql_a_guest_handing_over_waits_for_the_sweep(app, timed):
+    """The sweep finishing a guest's attempt while the guest signs in to an account:
+    the hand-over waits, then moves the attempt and its best score."""
+    from quiz import accounts
+    from tests.factories import make_player
+
+    with app.app_context():
+        guest_id = make_player("Gus").id
+        abandoned = start(guest_id, "timed", right=1)
+        run_out(abandoned)
+        account_id = make_account("gus@example.org", role="player").id
+    locked, go = threading.Event(), threading.Event()
+    outcome = {}
+
+    def sweep():
+        with app.app_context():
+            due = attempts.lock_one_expired(skip=[timed["late"]])
+            attempts.finish(due)
+            db.session.flush()
+            locked.set()
+            go.wait(10)
+            db.session.commit()
+
+    def hand_over():
+        with app.app_context():
+            try:
+                guest, account = (
+                    db.session.get(User, guest_id),
+                    db.session.get(User, account_id),
+                )
+                outcome["moved"] = accounts.merge_guest(guest, account)
+                db.session.commit()
+            except sa.exc.SQLAlchemyError as error:  # reported below, not lost
+                outcome["error"] = error
+
+    sweeper = threading.Thread(target=sweep)
+    sweeper.start()
+    assert locked.wait(10)
+    handing = threading.Thread(target=hand_over)
+    handing.start()
+    handing.join(0.5)
+    assert handing.is_alive()  # waits for the attempt's lock
+    go.set()
+    sweeper.join(10)
+    handing.join(10)
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["moved"] == 1
+    with app.app_context():
+        moved = db.session.get(Attempt, abandoned)
+        assert moved.user_id == account_id and moved.finished_at == moved.deadline
+        best = db.session.get(BestScore, (moved.quiz_id, account_id))
+        assert best is not None and best.attempt_id == abandoned
+        assert db.session.get(User, guest_id) is None

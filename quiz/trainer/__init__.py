@@ -1,9 +1,20 @@
 """The trainer blueprint: cohorts, results, exports and question statistics."""
 
+import logging
+
+import sqlalchemy as sa
 from flask import Blueprint, request
 
 from .. import attempts
+from ..extensions import db
 from ..security import require_role
+
+log = logging.getLogger("quiz.trainer")
+# A page finishes at most this many attempts whose time is up (the scheduled
+# ``attempts finish-expired`` takes a backlog), and waits this long for SQLite's
+# write lock before showing what is committed instead.
+PAGE_SWEEP = 50
+PAGE_SWEEP_WAIT_MS = 250
 
 bp = Blueprint("trainer", __name__, url_prefix="/trainer")
 bp.before_request(require_role("trainer"))
@@ -12,9 +23,15 @@ bp.before_request(require_role("trainer"))
 @bp.before_request
 def _finish_attempts_whose_time_is_up() -> None:
     """Reports count an attempt whose time ran out as finished, with the answers
-    given in time, even if its player never came back."""
-    if request.method == "GET" and attempts.any_expired():
-        attempts.close_expired()
+    given in time, even if its player never came back. Best effort: if the sweep
+    cannot run, the page shows what is committed."""
+    if request.method != "GET" or not attempts.any_expired():
+        return
+    try:
+        attempts.close_expired(limit=PAGE_SWEEP, wait_ms=PAGE_SWEEP_WAIT_MS)
+    except sa.exc.SQLAlchemyError as error:
+        db.session.rollback()
+        log.warning("Attempts whose time is up were not finished now: %s", error)
 
 
 from . import views  # noqa: F401  (registers the routes on bp)
