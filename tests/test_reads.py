@@ -659,13 +659,17 @@ def test_on_postgresql_a_sent_write_goes_with_the_commit(app, player, monkeypatc
 
     entered, committed = [], []
     pipeline, commit = psycopg.Connection.pipeline, psycopg.Connection.commit
+    # Only this thread's: the change feed's heartbeat commits from a thread of its own.
+    here = threading.get_ident()
 
     def counted(connection):
-        entered.append(connection.pgconn.transaction_status)
+        if threading.get_ident() == here:
+            entered.append(connection.pgconn.transaction_status)
         return pipeline(connection)
 
     def commit_counted(connection):
-        committed.append(connection.pgconn.transaction_status)
+        if threading.get_ident() == here:
+            committed.append(connection.pgconn.transaction_status)
         return commit(connection)
 
     monkeypatch.setattr(psycopg.Connection, "pipeline", counted)
