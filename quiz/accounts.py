@@ -168,7 +168,8 @@ def merge_guest(guest: User, account: User) -> int:
             .execution_options(populate_existing=True)
         )
     )
-    for attempt in guest_attempts:
+    # Quiz rows are locked in id order (finishing one locks its quiz's row).
+    for attempt in sorted(guest_attempts, key=lambda a: a.quiz_id):
         if attempt.finished_at is None and attempt.quiz_id in account_open:
             attempts.finish(attempt)
     quiz_ids = {a.quiz_id for a in guest_attempts}

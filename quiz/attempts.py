@@ -10,12 +10,14 @@ from __future__ import annotations
 import logging
 import math
 import random
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
 import sqlalchemy as sa
+from flask import current_app
 from sqlalchemy.orm import selectinload
 
 from . import leaderboard, scoring, sqlite
@@ -660,14 +662,21 @@ EXPIRED_BATCH = 500
 # How long after its deadline an attempt is swept: a server whose clock runs a few
 # seconds fast does not close an attempt while its player is still answering.
 EXPIRY_GRACE = timedelta(seconds=30)
+# An attempt that failed to finish is not tried again by this process for a while:
+# pages that sweep would otherwise meet it first every time.
+RETRY_FAILED_AFTER = 600.0
+MAX_FAILED_KEPT = 1000
+FAILED = "quiz.attempts_failed_to_finish"  # the app's record: attempt id -> when
 
 
 @dataclass(frozen=True)
 class Sweep:
-    """What ``close_expired`` did: attempts finished, and those that failed to."""
+    """What ``close_expired`` did: attempts finished, those that failed to, and why
+    it stopped early (None: it ran out of attempts or reached its limit)."""
 
     finished: int
     failed: tuple[int, ...]
+    stopped: str | None = None
 
 
 def _time_is_up(now: datetime):
@@ -716,28 +725,74 @@ def close_expired(
     this, the attempt's score would never count, in trainers' reports or on the
     leaderboards. Each attempt is finished and committed in a transaction of its
     own, which takes its locks in the order a player's own finish does (the attempt,
-    then the leaderboard's rows). One that fails to finish is rolled back, logged
-    and passed over until the next sweep; a failure to look for them at all (the
-    SQLite write lock not had within ``wait_ms``) is raised.
+    then the leaderboard's rows), waiting at most ``wait_ms`` for each.
+
+    One that fails to finish is rolled back, logged and passed over (by this process,
+    for ``RETRY_FAILED_AFTER`` seconds). A lock not had in time, or a database that
+    cannot be read, stops the sweep: ``stopped`` says why, and what was committed
+    before stays.
     """
     if db.session.new or db.session.dirty or db.session.deleted:
         raise RuntimeError("close_expired commits as it goes: commit the session first")
     db.session.rollback()  # ends a transaction that only read
+    passed_over = [*skip, *_failing_lately()]
     finished, failed = 0, []
-    while finished + len(failed) < limit:
-        with sqlite.write_intent(wait_ms):
-            due = lock_one_expired(skip=[*skip, *failed])
-            if due is None:
-                db.session.rollback()
-                break
-            attempt_id = due.id
-            try:
+    due = None
+    for _ in range(limit):
+        try:
+            with sqlite.write_intent(wait_ms):
+                _limit_lock_waits(wait_ms)
+                due = lock_one_expired(skip=[*passed_over, *failed])
+                if due is None:
+                    db.session.rollback()
+                    break
+                attempt_id = due.id
                 finish(due)
                 db.session.commit()
-            except sa.exc.SQLAlchemyError:
-                db.session.rollback()
-                log.exception("Attempt %s could not be finished (time up)", attempt_id)
-                failed.append(attempt_id)
-                continue
-        finished += 1
+        except sa.exc.SQLAlchemyError as error:
+            db.session.rollback()
+            if due is None or _lock_not_had(error):
+                log.warning("Sweep of attempts whose time is up stopped: %s", error)
+                return Sweep(finished, tuple(failed), str(error).splitlines()[0])
+            failed.append(_failed(attempt_id))
+        except Exception:  # one broken attempt holds up no other
+            db.session.rollback()
+            if due is None:
+                raise
+            failed.append(_failed(attempt_id))
+        else:
+            finished += 1
+        finally:
+            due = None
     return Sweep(finished, tuple(failed))
+
+
+def _limit_lock_waits(wait_ms: int) -> None:
+    """On PostgreSQL, wait at most ``wait_ms`` for each lock in this transaction
+    (SQLite's single write lock is waited for at BEGIN)."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(sa.text(f"SET LOCAL lock_timeout = {int(wait_ms)}"))
+
+
+def _lock_not_had(error: sa.exc.SQLAlchemyError) -> bool:
+    """A lock waited for too long: PostgreSQL's lock_timeout (55P03), SQLite's
+    "database is locked"."""
+    original = getattr(error, "orig", None)
+    if getattr(original, "sqlstate", None) == "55P03":
+        return True
+    return "database is locked" in str(original)
+
+
+def _failed(attempt_id: int) -> int:
+    log.exception("Attempt %s could not be finished (time up)", attempt_id)
+    failed_at = current_app.extensions.setdefault(FAILED, {})
+    if len(failed_at) >= MAX_FAILED_KEPT:
+        failed_at.clear()
+    failed_at[attempt_id] = time.monotonic()
+    return attempt_id
+
+
+def _failing_lately() -> list[int]:
+    since = time.monotonic() - RETRY_FAILED_AFTER
+    failed_at = current_app.extensions.get(FAILED, {})
+    return [attempt_id for attempt_id, at in failed_at.items() if at > since]

@@ -125,15 +125,17 @@ def finish_expired_command() -> None:
         sweep = attempts.close_expired(limit=attempts.EXPIRED_BATCH, skip=failed)
         finished += sweep.finished
         failed += sweep.failed
-        if not sweep.finished:  # none left, or only those others hold or that fail
-            break
+        if sweep.stopped or sweep.finished + len(sweep.failed) < attempts.EXPIRED_BATCH:
+            break  # stopped, or none left but those others hold or that failed
     click.echo(f"Finished {finished} attempt(s) whose time was up.")
+    problems = []
     if failed:
         listed = ", ".join(map(str, failed))
-        raise click.ClickException(
-            f"Attempt(s) {listed} could not be finished (the log says why); "
-            "the next run tries again."
-        )
+        problems.append(f"attempt(s) {listed} could not be finished (the log says why)")
+    if sweep.stopped:
+        problems.append(f"the sweep stopped: {sweep.stopped}")
+    if problems:
+        raise click.ClickException("; ".join(problems) + ". The next run tries again.")
 
 
 password_stdin = click.option(
