@@ -21,7 +21,7 @@ import time
 from flask import Flask, redirect, request
 from sqlalchemy.engine import make_url
 
-from quiz.sqlite import BUSY_TIMEOUT_MS, FIRST_PAUSE, LONGEST_PAUSE
+from quiz.sqlite import BUSY_TIMEOUT_MS, FIRST_PAUSE, LONGEST_PAUSE, is_busy
 
 app = Flask(__name__)
 _connection = None
@@ -65,8 +65,7 @@ def _begin_immediate(connection: sqlite3.Connection) -> None:
             connection.execute("BEGIN IMMEDIATE")
             return
         except sqlite3.OperationalError as error:
-            busy = error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
-            if not busy or time.monotonic() >= deadline:
+            if not is_busy(error) or time.monotonic() >= deadline:
                 raise
         time.sleep(pause)
         pause = min(pause * 2, LONGEST_PAUSE)

@@ -778,9 +778,7 @@ def _lock_not_had(error: sa.exc.SQLAlchemyError) -> bool:
     """A lock waited for too long: PostgreSQL's lock_timeout (55P03), SQLite's
     "database is locked"."""
     original = getattr(error, "orig", None)
-    if getattr(original, "sqlstate", None) == "55P03":
-        return True
-    return "database is locked" in str(original)
+    return getattr(original, "sqlstate", None) == "55P03" or sqlite.is_busy(original)
 
 
 def _failed(attempt_id: int) -> int:

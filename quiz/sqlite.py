@@ -122,7 +122,7 @@ def _begin_immediate(connection) -> None:
                 raw.execute("BEGIN IMMEDIATE")
                 return
             except sqlite3.OperationalError as error:
-                if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+                if not is_busy(error):
                     break  # not a lock: the try below reports it
             time.sleep(pause)
             pause = min(pause * 2, LONGEST_PAUSE)
@@ -130,6 +130,14 @@ def _begin_immediate(connection) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
     finally:
         raw.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+
+
+def is_busy(error: BaseException | None) -> bool:
+    """Whether a driver error is SQLite's "database is locked" (``SQLITE_BUSY``)."""
+    return (
+        isinstance(error, sqlite3.Error)
+        and getattr(error, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
+    )
 
 
 def _is_memory(engine: Engine) -> bool:
