@@ -146,17 +146,12 @@ def merge_guest(guest: User, account: User) -> int:
     """Hand a guest's attempts and leaderboard entries to an account; delete the guest.
 
     An open attempt of the guest at a quiz where the account has one open too is
-    finished first (one open attempt per player and quiz). Returns attempts moved.
+    finished first (one open attempt per player and quiz). The account may start
+    one of those quizzes elsewhere meanwhile: the hand-over is then undone and done
+    again, finishing that attempt of the guest's too. Returns attempts moved.
     """
     if not guest.is_guest or guest.id == account.id:
         return 0
-    account_open = set(
-        db.session.scalars(
-            sa.select(Attempt.quiz_id).where(
-                Attempt.user_id == account.id, Attempt.finished_at.is_(None)
-            )
-        )
-    )
     # Locked first, as a finish locks its attempt first: a sweep finishing one of
     # them (``attempts.close_expired``) commits its best score before it is moved.
     guest_attempts = list(
@@ -168,6 +163,33 @@ def merge_guest(guest: User, account: User) -> int:
             .execution_options(populate_existing=True)
         )
     )
+    guest_open = {a.quiz_id for a in guest_attempts if a.finished_at is None}
+    while True:
+        account_open = _open_quizzes(account)
+        try:
+            with db.session.begin_nested():  # its locks go if it is rolled back
+                _hand_over(guest, account, guest_attempts, account_open)
+            return len(guest_attempts)
+        except sa.exc.IntegrityError:
+            # Only an attempt the account started since is worth another try.
+            if not (_open_quizzes(account) - account_open) & guest_open:
+                raise
+
+
+def _open_quizzes(user: User) -> set[int]:
+    """The quizzes where the player has an open attempt, as last committed."""
+    return set(
+        db.session.scalars(
+            sa.select(Attempt.quiz_id).where(
+                Attempt.user_id == user.id, Attempt.finished_at.is_(None)
+            )
+        )
+    )
+
+
+def _hand_over(
+    guest: User, account: User, guest_attempts: list[Attempt], account_open: set[int]
+) -> None:
     # Quiz rows are locked in id order (finishing one locks its quiz's row).
     for attempt in sorted(guest_attempts, key=lambda a: a.quiz_id):
         if attempt.finished_at is None and attempt.quiz_id in account_open:
@@ -185,7 +207,6 @@ def merge_guest(guest: User, account: User) -> int:
         leaderboard.refresh_total(account.id, utcnow())
     db.session.delete(db.session.get(User, guest.id))
     db.session.flush()
-    return len(guest_attempts)
 
 
 def end_sessions(user: User) -> None:

@@ -1,13 +1,16 @@
-"""Racing requests: the same answer or start sent twice at once creates one row."""
+"""Racing requests: the same answer or start sent twice at once creates one row; a
+guest's hand-over racing the account's own play."""
 
 import re
 import threading
 
+import pytest
 import sqlalchemy as sa
 
 from quiz import attempts
 from quiz.extensions import db
 from quiz.models import Attempt, Response
+from tests.conftest import requires_postgres
 from tests.factories import make_quiz
 
 
@@ -156,3 +159,87 @@ def test_a_finish_racing_a_guest_hand_over_to_the_same_account(app):
                 ).all()
             )
             assert tallies == expected
+
+
+def _guest_with_open_attempts(*slugs):
+    """A guest with an open attempt at each quiz, and an account with none."""
+    from quiz.models import Quiz, User
+    from tests.factories import make_account, make_player
+
+    guest = make_player("Gus")
+    for slug in slugs:
+        quiz = db.session.scalar(sa.select(Quiz).where(Quiz.slug == slug))
+        attempts.start(db.session.get(User, guest.id), quiz)
+    db.session.commit()
+    return guest.id, make_account("gus@example.org", role="player").id
+
+
+@requires_postgres
+def test_a_guest_hands_over_while_the_account_starts_the_same_quiz(app, monkeypatch):
+    """The account starts a quiz on another device after the hand-over read its open
+    attempts: the guest's open attempt there is finished and moved, not a 500."""
+    from quiz import accounts
+    from quiz.models import Quiz, User
+
+    with app.app_context():
+        make_quiz("alpha")
+        make_quiz("beta")
+        guest_id, account_id = _guest_with_open_attempts("alpha", "beta")
+    started = []
+
+    def start_elsewhere():
+        with app.app_context():
+            quiz = db.session.scalar(sa.select(Quiz).where(Quiz.slug == "beta"))
+            started.append(attempts.start(db.session.get(User, account_id), quiz).id)
+            db.session.commit()
+
+    hand_over = accounts._hand_over
+
+    def racing_hand_over(*args):
+        if not started:  # once: between reading the account's attempts and moving
+            thread = threading.Thread(target=start_elsewhere)
+            thread.start()
+            thread.join(10)
+        return hand_over(*args)
+
+    monkeypatch.setattr(accounts, "_hand_over", racing_hand_over)
+    with app.app_context():
+        users = {u.id: u for u in db.session.scalars(sa.select(User))}
+        assert accounts.merge_guest(users[guest_id], users[account_id]) == 2
+        db.session.commit()
+    with app.app_context():
+        held = db.session.execute(
+            sa.select(Quiz.slug, Attempt.id, Attempt.finished_at.is_not(None))
+            .join(Quiz)
+            .where(Attempt.user_id == account_id)
+            .order_by(Quiz.slug, Attempt.id)
+        ).all()
+        assert [(slug, finished) for slug, _, finished in held] == [
+            ("alpha", False),  # the guest's, still open
+            ("beta", True),  # the guest's, finished to make way
+            ("beta", False),  # the one started elsewhere
+        ]
+        assert held[2].id == started[0]
+        assert db.session.get(User, guest_id) is None
+
+
+def test_a_hand_over_that_fails_for_another_reason_is_not_tried_again(app, monkeypatch):
+    from quiz import accounts
+    from quiz.models import User
+
+    with app.app_context():
+        make_quiz("alpha")
+        guest_id, account_id = _guest_with_open_attempts("alpha")
+    calls = []
+
+    def failing_hand_over(*args):
+        calls.append(args)
+        raise sa.exc.IntegrityError("UPDATE attempt", {}, Exception("another key"))
+
+    monkeypatch.setattr(accounts, "_hand_over", failing_hand_over)
+    with app.app_context():
+        users = {u.id: u for u in db.session.scalars(sa.select(User))}
+        with pytest.raises(sa.exc.IntegrityError):
+            accounts.merge_guest(users[guest_id], users[account_id])
+        db.session.rollback()
+    assert len(calls) == 1
