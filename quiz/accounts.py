@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from . import attempts, audit, leaderboard, passwords
 from .extensions import db
 from .models import (
+    OPEN_ATTEMPT_INDEX,
     ROLES,
     Attempt,
     PlayerTotal,
@@ -152,8 +153,11 @@ def merge_guest(guest: User, account: User) -> int:
     """
     if not guest.is_guest or guest.id == account.id:
         return 0
-    # Locked first, as a finish locks its attempt first: a sweep finishing one of
-    # them (``attempts.close_expired``) commits its best score before it is moved.
+    # The guest's row first: an attempt the guest starts meanwhile (another tab)
+    # waits for it, and finds the guest gone, instead of being moved unlocked.
+    db.session.execute(_LOCK_USER, {"id": guest.id})
+    # Then the attempts, as a finish locks its attempt first: a sweep finishing one
+    # of them (``attempts.close_expired``) commits its best score before it is moved.
     guest_attempts = list(
         db.session.scalars(
             sa.select(Attempt)
@@ -163,17 +167,29 @@ def merge_guest(guest: User, account: User) -> int:
             .execution_options(populate_existing=True)
         )
     )
-    guest_open = {a.quiz_id for a in guest_attempts if a.finished_at is None}
+    tries = 0
     while True:
+        tries += 1
         account_open = _open_quizzes(account)
         try:
             with db.session.begin_nested():  # its locks go if it is rolled back
                 _hand_over(guest, account, guest_attempts, account_open)
             return len(guest_attempts)
-        except sa.exc.IntegrityError:
-            # Only an attempt the account started since is worth another try.
-            if not (_open_quizzes(account) - account_open) & guest_open:
+        except sa.exc.IntegrityError as error:
+            # Only the account's own open attempt started since is worth a retry.
+            if tries == HAND_OVER_TRIES or not _clashes_with_open_attempt(error):
                 raise
+
+
+HAND_OVER_TRIES = 3
+_LOCK_USER = sa.select(User.id).where(User.id == sa.bindparam("id")).with_for_update()
+
+
+def _clashes_with_open_attempt(error: sa.exc.IntegrityError) -> bool:
+    """Whether the error is the one-open-attempt-per-player-and-quiz index's
+    (PostgreSQL names it; SQLite's writers never race here)."""
+    diagnostics = getattr(error.orig, "diag", None)
+    return getattr(diagnostics, "constraint_name", None) == OPEN_ATTEMPT_INDEX
 
 
 def _open_quizzes(user: User) -> set[int]:
@@ -190,18 +206,19 @@ def _open_quizzes(user: User) -> set[int]:
 def _hand_over(
     guest: User, account: User, guest_attempts: list[Attempt], account_open: set[int]
 ) -> None:
-    # Quiz rows are locked in id order (finishing one locks its quiz's row).
-    for attempt in sorted(guest_attempts, key=lambda a: a.quiz_id):
+    quiz_ids = {a.quiz_id for a in guest_attempts}
+    # Every board the hand-over changes, before finishing attempts or moving bests.
+    leaderboard.lock_boards(quiz_ids)
+    for attempt in guest_attempts:
         if attempt.finished_at is None and attempt.quiz_id in account_open:
             attempts.finish(attempt)
-    quiz_ids = {a.quiz_id for a in guest_attempts}
     leaderboard.remove_bests(guest.id)
     db.session.execute(sa.delete(PlayerTotal).where(PlayerTotal.user_id == guest.id))
     db.session.execute(
         sa.update(Attempt).where(Attempt.user_id == guest.id).values(user_id=account.id)
     )
     db.session.expire_all()
-    for quiz_id in sorted(quiz_ids):  # quiz rows are locked in id order
+    for quiz_id in sorted(quiz_ids):
         leaderboard.rebuild_best(quiz_id, account.id)
     if quiz_ids:
         leaderboard.refresh_total(account.id, utcnow())

@@ -140,8 +140,15 @@ def start(user: User, quiz: Quiz, *, rng: random.Random | None = None) -> Attemp
         with db.session.begin_nested():
             db.session.add(attempt)
     except sa.exc.IntegrityError:
-        # A racing request started one first (one open attempt per player and quiz).
-        return open_attempt(user, quiz)
+        # A racing request started one first (one open attempt per player and quiz),
+        # or the player is gone: a guest who signed in to an account meanwhile.
+        current = open_attempt(user, quiz)
+        if current is None:
+            raise QuizUnavailable(
+                "This quiz could not be started: your guest session ended "
+                "meanwhile (you signed in). Start it again."
+            ) from None
+        return current
     return attempt
 
 

@@ -21,6 +21,7 @@ each player's best among the attempts finished in the window (an index range on
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -117,8 +118,13 @@ def record_finished(attempt: Finished | Attempt) -> bool:
 # therefore queue on the quiz row instead of deadlocking, and each reads the best
 # score only once it holds the quiz.
 
+# FOR NO KEY UPDATE on PostgreSQL: it queues board changes as FOR UPDATE would, but
+# lets rows that only refer to the quiz be written meanwhile (an attempt started),
+# which FOR UPDATE would hold up, and deadlock with if the holder then waits on them.
 _LOCK_BOARD = HotRead(
-    sa.select(Quiz.id).where(Quiz.id == sa.bindparam("quiz_id")).with_for_update()
+    sa.select(Quiz.id)
+    .where(Quiz.id == sa.bindparam("quiz_id"))
+    .with_for_update(key_share=True)
 )
 _LOCKED_BEST = HotRead(
     sa.select(BestScore.score, BestScore.duration_ms, BestScore.finished_at)
@@ -210,6 +216,14 @@ def _upsert(kind: str) -> sa.Insert:
 def _lock_board(quiz_id: int) -> None:
     """Lock the quiz's standings (its row) until the transaction ends."""
     _LOCK_BOARD.first(quiz_id=quiz_id)
+
+
+def lock_boards(quiz_ids: Iterable[int]) -> None:
+    """Lock several quizzes' standings up front, in quiz-id order: a transaction
+    that changes more than one board takes them in that order, before any other
+    lock the changes take."""
+    for quiz_id in sorted(set(quiz_ids)):
+        _lock_board(quiz_id)
 
 
 def _locked_best(quiz_id: int, user_id: int):

@@ -169,11 +169,14 @@ class Choice(db.Model):
     revision: Mapped[QuestionRevision] = relationship(back_populates="choices")
 
 
+# At most one open attempt per player and quiz, even when two starts race.
+OPEN_ATTEMPT_INDEX = "uq_attempt_open"
+
+
 class Attempt(db.Model):
     __table_args__ = (
-        # At most one open attempt per player and quiz, even when two starts race.
         sa.Index(
-            "uq_attempt_open",
+            OPEN_ATTEMPT_INDEX,
             "user_id",
             "quiz_id",
             unique=True,

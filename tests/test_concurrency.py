@@ -161,52 +161,83 @@ def test_a_finish_racing_a_guest_hand_over_to_the_same_account(app):
             assert tallies == expected
 
 
-def _guest_with_open_attempts(*slugs):
-    """A guest with an open attempt at each quiz, and an account with none."""
+def _guest_with_open_attempts(*slugs, best_at=()):
+    """A guest with an open attempt at each quiz (and first a finished one, so a
+    best score, at each of ``best_at``), and an account with none."""
     from quiz.models import Quiz, User
     from tests.factories import make_account, make_player
 
     guest = make_player("Gus")
     for slug in slugs:
         quiz = db.session.scalar(sa.select(Quiz).where(Quiz.slug == slug))
-        attempts.start(db.session.get(User, guest.id), quiz)
+        player = db.session.get(User, guest.id)
+        if slug in best_at:
+            attempts.finish(attempts.start(player, quiz))
+        attempts.start(player, quiz)
     db.session.commit()
     return guest.id, make_account("gus@example.org", role="player").id
 
 
+def _in_a_thread(call):
+    """Run ``call`` in a thread of its own; its result, or the error it raised."""
+    outcome = []
+
+    def run():
+        try:
+            outcome.append(call())
+        except (attempts.AttemptError, sa.exc.SQLAlchemyError) as error:  # reported
+            outcome.append(error)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, outcome
+
+
 @requires_postgres
-def test_a_guest_hands_over_while_the_account_starts_the_same_quiz(app, monkeypatch):
+@pytest.mark.parametrize("guest_has_a_best", [False, True])
+def test_a_guest_hands_over_while_the_account_starts_the_same_quiz(
+    app, monkeypatch, guest_has_a_best
+):
     """The account starts a quiz on another device after the hand-over read its open
-    attempts: the guest's open attempt there is finished and moved, not a 500."""
-    from quiz import accounts
+    attempts (and, with a best score of the guest's there, after it took that
+    quiz's board): the start goes through, and the guest's open attempt there is
+    finished and moved, not a 500."""
+    from quiz import accounts, leaderboard
     from quiz.models import Quiz, User
 
     with app.app_context():
         make_quiz("alpha")
         make_quiz("beta")
-        guest_id, account_id = _guest_with_open_attempts("alpha", "beta")
-    started = []
+        best_at = ("beta",) if guest_has_a_best else ()
+        guest_id, account_id = _guest_with_open_attempts(
+            "alpha", "beta", best_at=best_at
+        )
 
     def start_elsewhere():
         with app.app_context():
             quiz = db.session.scalar(sa.select(Quiz).where(Quiz.slug == "beta"))
-            started.append(attempts.start(db.session.get(User, account_id), quiz).id)
+            attempt_id = attempts.start(db.session.get(User, account_id), quiz).id
             db.session.commit()
+            return attempt_id
 
-    hand_over = accounts._hand_over
+    remove_bests = leaderboard.remove_bests
+    race = {}
 
-    def racing_hand_over(*args):
-        if not started:  # once: between reading the account's attempts and moving
-            thread = threading.Thread(target=start_elsewhere)
-            thread.start()
+    def racing_remove_bests(user_id):
+        remove_bests(user_id)  # the boards of the guest's best scores are locked
+        if "started" not in race:  # once: after reading the account's attempts
+            thread, race["started"] = _in_a_thread(start_elsewhere)
             thread.join(10)
-        return hand_over(*args)
+            assert not thread.is_alive(), "the start waited for the hand-over"
 
-    monkeypatch.setattr(accounts, "_hand_over", racing_hand_over)
+    monkeypatch.setattr(leaderboard, "remove_bests", racing_remove_bests)
     with app.app_context():
         users = {u.id: u for u in db.session.scalars(sa.select(User))}
-        assert accounts.merge_guest(users[guest_id], users[account_id]) == 2
+        moved = accounts.merge_guest(users[guest_id], users[account_id])
         db.session.commit()
+    started = race["started"]
+    assert isinstance(started[0], int), started
+    assert moved == (3 if guest_has_a_best else 2)
     with app.app_context():
         held = db.session.execute(
             sa.select(Quiz.slug, Attempt.id, Attempt.finished_at.is_not(None))
@@ -214,16 +245,82 @@ def test_a_guest_hands_over_while_the_account_starts_the_same_quiz(app, monkeypa
             .where(Attempt.user_id == account_id)
             .order_by(Quiz.slug, Attempt.id)
         ).all()
-        assert [(slug, finished) for slug, _, finished in held] == [
+        expected = [
             ("alpha", False),  # the guest's, still open
-            ("beta", True),  # the guest's, finished to make way
+            *([("beta", True)] if guest_has_a_best else []),  # the guest's best
+            ("beta", True),  # the guest's open one, finished to make way
             ("beta", False),  # the one started elsewhere
         ]
-        assert held[2].id == started[0]
+        assert [(slug, finished) for slug, _, finished in held] == expected
+        assert held[-1].id == started[0]
         assert db.session.get(User, guest_id) is None
 
 
-def test_a_hand_over_that_fails_for_another_reason_is_not_tried_again(app, monkeypatch):
+@requires_postgres
+def test_a_guest_starting_a_quiz_while_signing_in_is_told_to_start_again(
+    app, monkeypatch
+):
+    """The guest starts a quiz in another tab while their sign-in hands their
+    attempts over: the start waits for the hand-over, then finds the guest gone
+    (rather than being moved unlocked and uncounted)."""
+    from quiz import accounts, leaderboard
+    from quiz.models import Quiz, User
+
+    with app.app_context():
+        make_quiz("alpha")
+        make_quiz("beta")
+        guest_id, account_id = _guest_with_open_attempts("alpha")
+
+    def start_as_guest():
+        with app.app_context():
+            quiz = db.session.scalar(sa.select(Quiz).where(Quiz.slug == "beta"))
+            attempt = attempts.start(db.session.get(User, guest_id), quiz)
+            db.session.commit()
+            return attempt.id
+
+    remove_bests = leaderboard.remove_bests
+    race = {}
+
+    def racing_remove_bests(user_id):
+        if "thread" not in race:  # after the guest's attempts were read and locked
+            race["thread"], race["outcome"] = _in_a_thread(start_as_guest)
+            race["thread"].join(0.5)
+            race["waited"] = race["thread"].is_alive()
+        remove_bests(user_id)
+
+    monkeypatch.setattr(leaderboard, "remove_bests", racing_remove_bests)
+    with app.app_context():
+        users = {u.id: u for u in db.session.scalars(sa.select(User))}
+        assert accounts.merge_guest(users[guest_id], users[account_id]) == 1
+        db.session.commit()
+    race["thread"].join(10)
+    assert race["waited"]  # for the guest's row
+    outcome = race["outcome"]
+    assert isinstance(outcome[0], attempts.QuizUnavailable), outcome
+    assert "Start it again" in str(outcome[0])
+    with app.app_context():
+        owners = db.session.scalars(sa.select(Attempt.user_id)).all()
+        assert owners == [account_id]
+
+
+class _Diagnostics:
+    def __init__(self, constraint_name):
+        self.constraint_name = constraint_name
+
+
+class _DriverError(Exception):
+    def __init__(self, constraint_name):
+        super().__init__(f"duplicate key value violates {constraint_name}")
+        self.diag = _Diagnostics(constraint_name)
+
+
+@pytest.mark.parametrize(
+    ("constraint", "tries"),
+    [("another_key", 1), ("uq_attempt_open", 3)],  # 3: HAND_OVER_TRIES
+)
+def test_a_hand_over_is_tried_again_only_for_a_clash_and_only_so_often(
+    app, monkeypatch, constraint, tries
+):
     from quiz import accounts
     from quiz.models import User
 
@@ -234,7 +331,8 @@ def test_a_hand_over_that_fails_for_another_reason_is_not_tried_again(app, monke
 
     def failing_hand_over(*args):
         calls.append(args)
-        raise sa.exc.IntegrityError("UPDATE attempt", {}, Exception("another key"))
+        error = _DriverError(constraint)
+        raise sa.exc.IntegrityError("UPDATE attempt", {}, error)
 
     monkeypatch.setattr(accounts, "_hand_over", failing_hand_over)
     with app.app_context():
@@ -242,4 +340,4 @@ def test_a_hand_over_that_fails_for_another_reason_is_not_tried_again(app, monke
         with pytest.raises(sa.exc.IntegrityError):
             accounts.merge_guest(users[guest_id], users[account_id])
         db.session.rollback()
-    assert len(calls) == 1
+    assert len(calls) == tries
